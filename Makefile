@@ -1,0 +1,35 @@
+# Everything a fresh machine needs: `make demo` and `make test` set up the venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+# Installed first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
+# Users with GPUs override it, e.g. `make install TORCH_SPEC="torch==2.13.0 --index-url ..."`.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/llmtrain pretrain objective=mlm
+
+test: install
+	$(BIN)/pytest -q
+
+test-slow: install
+	$(BIN)/pytest -q -m slow
+
+lint: install
+	$(BIN)/ruff check llmtrain tests scripts
+	$(BIN)/ruff format --check llmtrain tests scripts
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,122 @@
+"""argv → command word → Hydra → `llmtrain.commands.<command>.run(cfg, run_dir, resolved)`.
+
+The only module that touches Hydra's decorator, the process's exit code and error lines. Hydra
+has no subcommands, so the command word is popped from argv before Hydra parses the rest
+(`-m` sweeps included). User mistakes (bad keys, values, files, data) end as one line on stderr
+and exit code 2. `llmtrain --help` answers without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+COMMANDS = {
+    "pretrain": "train a BERT (objective=mlm) or GPT-2 (objective=clm) on raw text",
+}
+EXIT_USER_ERROR = 2
+
+
+def config_dir() -> Path:
+    """The config tree: inside the installed package (wheel), or at the repo root (editable)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if (candidate / "pretrain.yaml").is_file():
+            return candidate
+    raise RuntimeError(f"llmtrain's config tree is missing (looked in {here}/configs and {here.parent}/configs)")
+
+
+def usage() -> str:
+    lines = ["usage: llmtrain COMMAND [key=value ...] [-m] [--cfg job] [--help]", "", "commands:"]
+    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    lines += [
+        "",
+        f"configs: {config_dir()}",
+        "  groups: data, tokenizer, model, objective, trainer; pick an option with group=option,",
+        "  set any key with group.key=value; `llmtrain COMMAND --help` lists the options.",
+        "",
+        "examples:",
+        "  llmtrain pretrain objective=mlm",
+        "  llmtrain pretrain objective=clm model=gpt2-tiny",
+        "  llmtrain pretrain data=text_files data.train_files=[a.txt,b.txt] trainer.max_steps=2000",
+        "  llmtrain pretrain -m trainer.lr=1e-3,3e-4",
+        "  llmtrain pretrain --cfg job",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0 if args else EXIT_USER_ERROR)
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        _fail(f"unknown command '{command}' (commands: {', '.join(COMMANDS)})")
+    # With HYDRA_FULL_ERROR set, Hydra raises instead of printing a multi-line report and
+    # exiting; we turn the exception into one line. A user who set it gets the traceback.
+    wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    sys.argv = [f"llmtrain-{command}", *rest]
+    try:
+        _run_hydra(command)
+    except Exception as e:
+        message = _user_error(e)
+        if message is None or wants_traceback:
+            raise
+        _fail(message, command)
+
+
+def _run_hydra(command: str) -> None:
+    import hydra
+
+    from llmtrain.config import register_schemas
+
+    register_schemas()
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
+    def task(cfg: Any) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
+
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        schema = OmegaConf.to_object(cfg)  # typed dataclasses; fails on a missing value
+        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        recipe = importlib.import_module(f"llmtrain.commands.{command}")
+        return recipe.run(schema, run_dir, resolved)
+
+    task()
+
+
+def _user_error(e: BaseException) -> str | None:
+    """One line for a mistake the user can fix; None for a bug (which keeps its traceback)."""
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    from llmtrain.errors import LlmtrainError
+
+    if isinstance(e, LlmtrainError):
+        return str(e)
+    if isinstance(e, MissingMandatoryValue):
+        return f"missing value for {e.full_key}: set it, e.g. {e.full_key}=..."
+    if isinstance(e, MissingConfigException):
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        options = [ln for ln in lines[2:]]
+        found = lines[0].split(": ", 1)[-1]
+        return f"{found}" + (f" ({lines[1].rstrip(':').lower()}: {', '.join(options)})" if options else "")
+    if isinstance(e, HydraException | OmegaConfBaseException):
+        parts = [str(e).splitlines()[0].strip()]
+        cause = e.__cause__
+        if isinstance(cause, OmegaConfBaseException):
+            parts.append(getattr(cause, "msg", str(cause)).splitlines()[0].strip())
+        return " ".join(p for p in parts if p)
+    return None
+
+
+def _fail(message: str, command: str | None = None) -> None:
+    prefix = f"llmtrain {command}" if command else "llmtrain"
+    print(f"{prefix}: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)

@@ -1,0 +1,1 @@
+"""One recipe per command: each wires the components together and reads top to bottom."""

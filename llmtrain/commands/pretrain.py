@@ -1,0 +1,92 @@
+"""`llmtrain pretrain`: a language model from raw text (MLM for BERT, CLM for GPT-2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from accelerate.utils import set_seed
+
+from llmtrain.config import PretrainConfig
+from llmtrain.console import Console
+from llmtrain.data.packing import BlockDataset, pack_blocks
+from llmtrain.data.sources import load_corpus
+from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
+from llmtrain.errors import ConfigError
+from llmtrain.models import build_model, check_objective, count_parameters, max_positions
+from llmtrain.objectives import build_objective
+from llmtrain.rundir import RunDir
+from llmtrain.train.loop import check_trainer, fit, make_accelerator
+
+
+def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
+    check_trainer(cfg.trainer)
+    check_objective(cfg.model, cfg.objective.name)
+    accelerator = make_accelerator(cfg.trainer)
+    set_seed(cfg.trainer.seed)
+    run = RunDir(run_dir, accelerator.is_main_process)
+    console = Console(accelerator.is_main_process)
+    cache = Path(cfg.data.cache_dir).expanduser()
+    block = cfg.trainer.block_size
+
+    with accelerator.main_process_first():  # rank 0 builds the caches, the others read them
+        corpus = load_corpus(cfg.data, cfg.trainer.seed)
+        tokenizer = build_tokenizer(
+            cfg.tokenizer,
+            cfg.model.family,
+            corpus["train"],
+            cache,
+            max_length=cfg.model.max_position_embeddings,
+            fallback_path=cfg.model.name_or_path,
+        )
+        train_set = BlockDataset(pack_blocks(corpus["train"], tokenizer, block, cache, "training"))
+        eval_set = BlockDataset(pack_blocks(corpus["validation"], tokenizer, block, cache, "validation"))
+    objective = build_objective(cfg.objective, tokenizer)
+    model = build_model(cfg.model, cfg.objective.name, tokenizer)
+    if block > max_positions(model):
+        raise ConfigError(
+            f"trainer.block_size={block} exceeds the model's {max_positions(model)} positions"
+        )
+    params = count_parameters(model)
+    console.table(
+        "llmtrain pretrain",
+        {
+            "run directory": str(run_dir),
+            "device": f"{accelerator.device} x {accelerator.num_processes}, precision {cfg.trainer.precision.value}",
+            "model": f"{type(model).__name__}, {params:,} parameters",
+            "objective": cfg.objective.name.value,
+            "data": f"{len(corpus['train']):,} documents, {train_set.num_tokens:,} tokens in {len(train_set):,} blocks of {block}",
+            "validation": f"{len(corpus['validation']):,} documents, {len(eval_set):,} blocks",
+            "global batch": f"{cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes} sequences",
+        },
+    )
+
+    result = fit(
+        model=model,
+        objective=objective,
+        train_set=train_set,
+        eval_set=eval_set,
+        cfg=cfg.trainer,
+        accelerator=accelerator,
+        run=run,
+        console=console,
+        run_config=resolved,
+    )
+    with run.write_dir("final") as tmp:
+        if tmp is not None:
+            model.save_pretrained(str(tmp))
+            save_tokenizer(tokenizer, tmp)
+    summary = {
+        "loss": result["eval"]["loss"],
+        "perplexity": result["eval"]["perplexity"],
+        "steps": result["steps"],
+        "tokens": result["tokens"],
+        "train_seconds": round(result["train_seconds"], 3),
+        "tokens_per_s": round(result["tokens_per_s"], 1),
+        "parameters": params,
+    }
+    run.write_summary(summary)
+    console.table("summary", summary)
+    console.line(f"run directory: {run_dir}  (final model: {run.final})")
+    accelerator.end_training()
+    return summary

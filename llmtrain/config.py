@@ -1,0 +1,141 @@
+"""The config schema: one dataclass per config group, validated by Hydra/OmegaConf at start-up.
+
+A misspelt key or a value of the wrong type fails before any work is done. Each field's `help`
+is its one-line documentation (the README's option tables come from it). Nothing else of
+llmtrain is imported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+def opt(default: Any = None, help: str = "", factory: Any = None) -> Any:
+    """A dataclass field with a one-line help text."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+class Source(Enum):
+    stdlib_docs = "stdlib_docs"
+    text_files = "text_files"
+    hf = "hf"
+
+
+class TokenizerKind(Enum):
+    auto = "auto"
+    wordpiece = "wordpiece"
+    bpe = "bpe"
+
+
+class Family(Enum):
+    bert = "bert"
+    gpt2 = "gpt2"
+
+
+class ObjectiveName(Enum):
+    mlm = "mlm"
+    clm = "clm"
+
+
+class Schedule(Enum):
+    linear = "linear"
+    cosine = "cosine"
+    constant = "constant"
+
+
+class Precision(Enum):
+    no = "no"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+@dataclass
+class DataConfig:
+    source: Source = opt(Source.stdlib_docs, "where the text comes from: stdlib_docs, text_files, hf")
+    train_files: list[str] = opt(help=".txt / .jsonl / .parquet files to train on", factory=list)
+    validation_files: list[str] = opt(help="held-out files; empty: hold out a fraction", factory=list)
+    validation_fraction: float = opt(0.05, "share of documents held out when no validation files")
+    name: str | None = opt(None, "hub dataset name (source=hf)")
+    config: str | None = opt(None, "hub dataset config (source=hf)")
+    train_split: str = opt("train", "hub split to train on (source=hf)")
+    validation_split: str | None = opt(None, "hub split to evaluate on; null: hold out a fraction")
+    text_field: str = opt("text", "column holding the text (.jsonl, .parquet, hub)")
+    cache_dir: str = opt(
+        "${oc.env:LLMTRAIN_CACHE,${oc.env:HOME,.}/.cache/llmtrain}",
+        "where corpora, tokenizers and tokenised blocks are cached",
+    )
+
+
+@dataclass
+class TokenizerConfig:
+    name_or_path: str | None = opt(None, "load this tokenizer (path or hub name) instead of training")
+    kind: TokenizerKind = opt(
+        TokenizerKind.auto, "trained type: wordpiece, bpe (byte-level), auto (by model family)"
+    )
+    vocab_size: int = opt(8192, "vocabulary size of a trained tokenizer")
+    min_frequency: int = opt(2, "minimum count for a merge / word piece")
+    lowercase: bool | None = opt(None, "lower-case the text; null: yes for wordpiece, no for bpe")
+
+
+@dataclass
+class ModelConfig:
+    family: Family = opt(Family.bert, "architecture of a fresh model: bert (encoder), gpt2 (decoder)")
+    name_or_path: str | None = opt(None, "start from these weights (local HF directory or hub name)")
+    hidden_size: int = opt(128, "width of the hidden states")
+    num_layers: int = opt(2, "transformer layers")
+    num_heads: int = opt(2, "attention heads")
+    intermediate_size: int = opt(512, "width of the feed-forward layer")
+    max_position_embeddings: int = opt(512, "longest sequence the model can take")
+    dropout: float = opt(0.1, "dropout on hidden states and attention")
+    attention: str = opt("sdpa", "attention implementation: sdpa, eager")
+
+
+@dataclass
+class ObjectiveConfig:
+    name: ObjectiveName = opt(ObjectiveName.mlm, "mlm (masked tokens) or clm (next token)")
+    mlm_probability: float = opt(0.15, "share of tokens chosen as targets (mlm)")
+    mask_replace_prob: float = opt(0.8, "share of targets replaced by [MASK] (mlm)")
+    random_replace_prob: float = opt(0.1, "share of targets replaced by a random token (mlm)")
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = opt(1000, "optimizer steps to train for")
+    epochs: float | None = opt(None, "train this many passes over the data instead of max_steps")
+    batch_size: int = opt(32, "sequences per device per micro-batch")
+    grad_accum: int = opt(1, "micro-batches per optimizer step")
+    block_size: int = opt(128, "tokens per packed training sequence")
+    lr: float = opt(5e-4, "peak learning rate")
+    warmup_steps: int = opt(100, "steps of linear warm-up")
+    schedule: Schedule = opt(Schedule.linear, "decay after warm-up: linear, cosine, constant")
+    weight_decay: float = opt(0.01, "AdamW weight decay (never on biases and norms)")
+    max_grad_norm: float = opt(1.0, "clip the gradient norm to this; 0: no clipping")
+    precision: Precision = opt(Precision.no, "mixed precision: no, bf16, fp16 (fp16: GPU only)")
+    seed: int = opt(42, "seed for initialisation, data order and masking")
+    log_every: int = opt(20, "steps between train rows in metrics.jsonl")
+    eval_every: int = opt(200, "steps between evaluations (and one at the end)")
+    eval_batches: int | None = opt(None, "cap on batches per evaluation; null: the whole split")
+    save_every: int = opt(500, "steps between checkpoints (and one at the end)")
+    keep_last: int = opt(2, "checkpoints kept; older ones go once a new one is complete")
+    num_workers: int = opt(0, "DataLoader worker processes")
+
+
+@dataclass
+class PretrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def register_schemas() -> None:
+    """Register the schemas with Hydra's ConfigStore (called by the CLI before composing)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="pretrain_schema", node=PretrainConfig)

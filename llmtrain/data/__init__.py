@@ -1,0 +1,1 @@
+"""Text corpora, tokenizers and packed token blocks: everything before the model."""

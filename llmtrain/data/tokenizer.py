@@ -1,0 +1,150 @@
+"""Tokenizers: train one on the corpus with `tokenizers` (cached), or load one by path or name.
+
+A trained tokenizer is cached under a key made of the corpus fingerprint and the settings, so a
+rerun on the same data does not train it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import datasets
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from llmtrain.atomic import atomic_dir
+from llmtrain.config import Family, TokenizerConfig, TokenizerKind
+from llmtrain.errors import ConfigError
+
+BERT_SPECIALS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
+EOT = "<|endoftext|>"
+# Bump when training below changes, so caches built by older code are not reused.
+_TRAINER_VERSION = 1
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """Load a tokenizer by local path or hub name; a missing one is a config error."""
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot load a tokenizer from '{name_or_path}': {e}") from e
+
+
+def build_tokenizer(
+    cfg: TokenizerConfig,
+    family: Family,
+    corpus: datasets.Dataset,
+    cache_dir: Path,
+    max_length: int,
+    fallback_path: str | None = None,
+) -> PreTrainedTokenizerBase:
+    """The configured tokenizer: loaded (cfg.name_or_path, else the model's own), or trained."""
+    source = cfg.name_or_path or fallback_path
+    if source:
+        return load_tokenizer(source)
+    kind = cfg.kind
+    if kind is TokenizerKind.auto:
+        kind = TokenizerKind.wordpiece if family is Family.bert else TokenizerKind.bpe
+    lowercase = cfg.lowercase if cfg.lowercase is not None else kind is TokenizerKind.wordpiece
+    if cfg.vocab_size < 300:
+        raise ConfigError(f"tokenizer.vocab_size={cfg.vocab_size} is too small (at least 300)")
+
+    settings = {
+        "kind": kind.value,
+        "vocab_size": cfg.vocab_size,
+        "min_frequency": cfg.min_frequency,
+        "lowercase": lowercase,
+        "max_length": max_length,
+        "corpus": corpus._fingerprint,
+        "version": _TRAINER_VERSION,
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    target = Path(cache_dir) / "tokenizers" / f"{kind.value}-{key}"
+    if not (target / "tokenizer.json").exists():
+        train = _train_wordpiece if kind is TokenizerKind.wordpiece else _train_bpe
+        tokenizer = train(corpus, cfg.vocab_size, cfg.min_frequency, lowercase, max_length)
+        with atomic_dir(target) as tmp:
+            save_tokenizer(tokenizer, tmp)
+    return AutoTokenizer.from_pretrained(str(target))
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
+    """save_pretrained, recording the class as PreTrainedTokenizerFast.
+
+    transformers 5 records `TokenizersBackend`, which transformers 4 cannot load; the older
+    name loads in both.
+    """
+    tokenizer.save_pretrained(str(directory))
+    config_path = Path(directory) / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def _texts(corpus: datasets.Dataset, batch: int = 1000) -> Iterator[list[str]]:
+    for i in range(0, len(corpus), batch):
+        yield corpus[i : i + batch]["text"]
+
+
+def _train_wordpiece(
+    corpus: datasets.Dataset, vocab_size: int, min_frequency: int, lowercase: bool, max_length: int
+) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordPiece(unk_token=BERT_SPECIALS["unk_token"]))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(BERT_SPECIALS.values()),
+    )
+    tok.train_from_iterator(_texts(corpus), trainer=trainer, length=len(corpus))
+    cls, sep = (tok.token_to_id(BERT_SPECIALS[k]) for k in ("cls_token", "sep_token"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        model_max_length=max_length,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        **BERT_SPECIALS,
+    )
+
+
+def _train_bpe(
+    corpus: datasets.Dataset, vocab_size: int, min_frequency: int, lowercase: bool, max_length: int
+) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(_texts(corpus), trainer=trainer, length=len(corpus))
+    # GPT-2 has no padding token; the end-of-text token pads (and is masked out of every loss).
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        model_max_length=max_length,
+        bos_token=EOT,
+        eos_token=EOT,
+        unk_token=EOT,
+        pad_token=EOT,
+    )

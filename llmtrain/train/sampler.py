@@ -1,0 +1,98 @@
+"""Data order: a seeded permutation per epoch, sharded across processes, startable anywhere.
+
+The sampler yields `(epoch, index)` keys; `Keyed` turns a key into the example plus a
+`sample_seed` for that (epoch, example), so any randomness an objective draws per example
+(MLM masks) is fixed by the data position alone. Starting at batch N of an epoch costs nothing:
+the permutation is sliced, no batch is drawn and thrown away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+EVAL_EPOCH = -1  # the key evaluation uses: the same masks at every evaluation
+
+
+class EpochSampler(Sampler):
+    def __init__(
+        self,
+        n: int,
+        *,
+        seed: int,
+        epoch: int,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = True,
+        start: int = 0,
+    ) -> None:
+        self.n, self.seed, self.epoch = n, seed, epoch
+        self.rank, self.world, self.shuffle, self.start = rank, world, shuffle, start
+
+    def _indices(self) -> torch.Tensor:
+        if not self.shuffle:
+            # Evaluation: every example exactly once over all ranks, none repeated as padding.
+            return torch.arange(self.n)[self.rank :: self.world]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g)
+        per_rank = self.n // self.world  # equal shares, so ranks step together
+        return order[: per_rank * self.world][self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for i in self._indices()[self.start :].tolist():
+            yield self.epoch, i
+
+    def __len__(self) -> int:
+        return max(0, len(self._indices()) - self.start)
+
+
+class Keyed(Dataset):
+    """`dataset[i]` plus a `sample_seed` fixed by (seed, epoch, i)."""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, i = key
+        example = dict(self.dataset[i])
+        example["sample_seed"] = hash((self.seed, epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF
+        return example
+
+
+def make_loader(
+    dataset: Dataset,
+    collate: Callable[[list[dict]], dict],
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    rank: int,
+    world: int,
+    shuffle: bool,
+    start_batch: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    sampler = EpochSampler(
+        len(dataset),
+        seed=seed,
+        epoch=epoch,
+        rank=rank,
+        world=world,
+        shuffle=shuffle,
+        start=start_batch * batch_size,
+    )
+    return DataLoader(
+        Keyed(dataset, seed),
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        drop_last=shuffle,  # training drops a ragged last batch; evaluation keeps every example
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+    )

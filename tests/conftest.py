@@ -1,0 +1,71 @@
+"""Shared fixtures: a session-wide cache, the real CLI in a subprocess, tiny runs reused by tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+# A tiny model and a short run: enough to see the loss fall, quick on 2 cores.
+TINY = [
+    "tokenizer.vocab_size=2000",
+    "model.hidden_size=64",
+    "model.intermediate_size=256",
+    "trainer.max_steps=40",
+    "trainer.batch_size=16",
+    "trainer.block_size=64",
+    "trainer.lr=3e-3",
+    "trainer.warmup_steps=4",
+    "trainer.log_every=10",
+    "trainer.eval_every=20",
+    "trainer.save_every=20",
+    "trainer.eval_batches=8",
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session: the stdlib corpus and tokenizers are built once."""
+    return tmp_path_factory.mktemp("llmtrain-cache")
+
+
+def run_cli(args: list[str], cache: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m llmtrain ARGS` as a user would run it (no terminal: plain output)."""
+    env = {**os.environ, "LLMTRAIN_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "llmtrain", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _tiny_run(tmp_path_factory, cache_dir, name: str, args: list[str]) -> Path:
+    run_dir = tmp_path_factory.mktemp(name) / "run"
+    result = run_cli(["pretrain", *args, *TINY, f"hydra.run.dir={run_dir}"], cache_dir)
+    assert result.returncode == 0, result.stderr + result.stdout
+    (run_dir / "stdout.txt").write_text(result.stdout)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def mlm_run(tmp_path_factory, cache_dir) -> Path:
+    return _tiny_run(tmp_path_factory, cache_dir, "mlm", ["objective=mlm", "model=bert-tiny"])
+
+
+@pytest.fixture(scope="session")
+def clm_run(tmp_path_factory, cache_dir) -> Path:
+    return _tiny_run(tmp_path_factory, cache_dir, "clm", ["objective=clm", "model=gpt2-tiny"])

@@ -1,0 +1,58 @@
+"""User mistakes end in one line that names the problem and a non-zero exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["trainer.lrr=1e-3"], "trainer.lrr"),
+        (["trainer.lr=fast"], "trainer.lr"),
+        (["model=bert-huge"], "bert-huge"),
+        (["data=text_files", "data.train_files=[/no/such/corpus.txt]"], "/no/such/corpus.txt"),
+        (["data=text_files"], "data.train_files"),
+        (["objective=mlm", "model=gpt2-tiny"], "objective=mlm"),
+        (["trainer.batch_size=0"], "trainer.batch_size"),
+        (["trainer.block_size=1024"], "trainer.block_size"),
+    ],
+)
+def test_mistake_gives_one_line(args, named, cache_dir, tmp_path):
+    result = run_cli(["pretrain", *args, f"hydra.run.dir={tmp_path / 'run'}"], cache_dir)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_undecodable_text_names_file_and_line(cache_dir, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"a fine line\nthen \xff\xfe a broken one\n")
+    result = run_cli(["pretrain", "data=text_files", f"data.train_files=[{bad}]", f"hydra.run.dir={tmp_path / 'run'}"], cache_dir)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"llmtrain pretrain: error: {bad}:2: byte 5 of the line is not UTF-8 (invalid start byte)"]
+
+
+def test_unknown_command(cache_dir):
+    result = run_cli(["pretrian"], cache_dir)
+    assert result.returncode != 0 and "unknown command 'pretrian'" in result.stderr
+
+
+def test_help_lists_commands_without_importing_torch():
+    code = "import sys; from llmtrain.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "pretrain" in out and "configs:" in out
+    assert out.strip().endswith("False")
+
+
+def test_cfg_job_prints_the_composed_config(cache_dir):
+    result = run_cli(["pretrain", "objective=clm", "model=gpt2-tiny", "--cfg", "job"], cache_dir)
+    assert result.returncode == 0, result.stderr
+    assert "family: gpt2" in result.stdout and "name: clm" in result.stdout
