@@ -26,7 +26,9 @@ def config_dir() -> Path:
     for candidate in (here / "configs", here.parent / "configs"):
         if (candidate / "pretrain.yaml").is_file():
             return candidate
-    raise RuntimeError(f"llmtrain's config tree is missing (looked in {here}/configs and {here.parent}/configs)")
+    raise RuntimeError(
+        f"llmtrain's config tree is missing (looked in {here}/configs and {here.parent}/configs)"
+    )
 
 
 def usage() -> str:
@@ -62,33 +64,47 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = [f"llmtrain-{command}", *rest]
     try:
-        _run_hydra(command)
+        failures = _run_hydra(command, wants_traceback)
     except Exception as e:
         message = _user_error(e)
         if message is None or wants_traceback:
             raise
-        _fail(message, command)
+        failures = [message]
+    if failures:
+        for message in dict.fromkeys(failures):  # a sweep repeats the same mistake per job
+            print(f"llmtrain {command}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
 
 
-def _run_hydra(command: str) -> None:
+def _run_hydra(command: str, wants_traceback: bool) -> list[str]:
+    """Run the command through Hydra; returns the user errors its jobs ended with."""
     import hydra
 
     from llmtrain.config import register_schemas
 
     register_schemas()
 
-    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
+    failures: list[str] = []
+
     def task(cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf import OmegaConf
 
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        schema = OmegaConf.to_object(cfg)  # typed dataclasses; fails on a missing value
-        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        recipe = importlib.import_module(f"llmtrain.commands.{command}")
-        return recipe.run(schema, run_dir, resolved)
+        try:
+            run_dir = Path(HydraConfig.get().runtime.output_dir)
+            schema = OmegaConf.to_object(cfg)  # typed dataclasses; fails on a missing value
+            resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+            recipe = importlib.import_module(f"llmtrain.commands.{command}")
+            return recipe.run(schema, run_dir, resolved)
+        except Exception as e:
+            # Caught here: a job that raises makes Hydra print a report of its own first.
+            message = _user_error(e)
+            if message is None or wants_traceback:
+                raise
+            failures.append(message)
 
-    task()
+    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)(task)()
+    return failures
 
 
 def _user_error(e: BaseException) -> str | None:
@@ -106,7 +122,9 @@ def _user_error(e: BaseException) -> str | None:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         options = [ln for ln in lines[2:]]
         found = lines[0].split(": ", 1)[-1]
-        return f"{found}" + (f" ({lines[1].rstrip(':').lower()}: {', '.join(options)})" if options else "")
+        return f"{found}" + (
+            f" ({lines[1].rstrip(':').lower()}: {', '.join(options)})" if options else ""
+        )
     if isinstance(e, HydraException | OmegaConfBaseException):
         parts = [str(e).splitlines()[0].strip()]
         cause = e.__cause__

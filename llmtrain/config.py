@@ -55,9 +55,13 @@ class Precision(Enum):
 
 @dataclass
 class DataConfig:
-    source: Source = opt(Source.stdlib_docs, "where the text comes from: stdlib_docs, text_files, hf")
+    source: Source = opt(
+        Source.stdlib_docs, "where the text comes from: stdlib_docs, text_files, hf"
+    )
     train_files: list[str] = opt(help=".txt / .jsonl / .parquet files to train on", factory=list)
-    validation_files: list[str] = opt(help="held-out files; empty: hold out a fraction", factory=list)
+    validation_files: list[str] = opt(
+        help="held-out files; empty: hold out a fraction", factory=list
+    )
     validation_fraction: float = opt(0.05, "share of documents held out when no validation files")
     name: str | None = opt(None, "hub dataset name (source=hf)")
     config: str | None = opt(None, "hub dataset config (source=hf)")
@@ -72,7 +76,9 @@ class DataConfig:
 
 @dataclass
 class TokenizerConfig:
-    name_or_path: str | None = opt(None, "load this tokenizer (path or hub name) instead of training")
+    name_or_path: str | None = opt(
+        None, "load this tokenizer (path or hub name) instead of training"
+    )
     kind: TokenizerKind = opt(
         TokenizerKind.auto, "trained type: wordpiece, bpe (byte-level), auto (by model family)"
     )
@@ -83,8 +89,12 @@ class TokenizerConfig:
 
 @dataclass
 class ModelConfig:
-    family: Family = opt(Family.bert, "architecture of a fresh model: bert (encoder), gpt2 (decoder)")
-    name_or_path: str | None = opt(None, "start from these weights (local HF directory or hub name)")
+    family: Family = opt(
+        Family.bert, "architecture of a fresh model: bert (encoder), gpt2 (decoder)"
+    )
+    name_or_path: str | None = opt(
+        None, "start from these weights (local HF directory or hub name)"
+    )
     hidden_size: int = opt(128, "width of the hidden states")
     num_layers: int = opt(2, "transformer layers")
     num_heads: int = opt(2, "attention heads")

@@ -66,7 +66,9 @@ class Console:
                 TimeRemainingColumn(),
                 console=self.rich,
             )
-            self._task = self._progress.add_task("train", total=total_steps, completed=done, info="")
+            self._task = self._progress.add_task(
+                "train", total=total_steps, completed=done, info=""
+            )
             self._progress.start()
 
     def step(self, step: int, row: dict[str, Any] | None = None) -> None:

@@ -29,7 +29,10 @@ _AUTO_NAMES = {
     ObjectiveName.mlm: MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     ObjectiveName.clm: MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
 }
-_KIND = {ObjectiveName.mlm: "an encoder (model.family=bert)", ObjectiveName.clm: "a decoder (model.family=gpt2)"}
+_KIND = {
+    ObjectiveName.mlm: "an encoder (model.family=bert)",
+    ObjectiveName.clm: "a decoder (model.family=gpt2)",
+}
 
 
 def check_objective(cfg: ModelConfig, objective: ObjectiveName) -> None:
@@ -63,7 +66,8 @@ def build_model(
     check_objective(cfg, objective)
     if cfg.hidden_size % cfg.num_heads:
         raise ConfigError(
-            f"model.hidden_size={cfg.hidden_size} is not divisible by model.num_heads={cfg.num_heads}"
+            f"model.hidden_size={cfg.hidden_size} is not divisible by "
+            f"model.num_heads={cfg.num_heads}"
         )
     if cfg.family is Family.bert:
         config = BertConfig(
@@ -112,7 +116,9 @@ def _pretrained_config(name_or_path: str):
     try:
         return AutoConfig.from_pretrained(name_or_path)
     except (OSError, ValueError) as e:
-        raise ConfigError(f"model.name_or_path={name_or_path}: cannot load a model config: {e}") from e
+        raise ConfigError(
+            f"model.name_or_path={name_or_path}: cannot load a model config: {e}"
+        ) from e
 
 
 def _load(cfg: ModelConfig, objective: ObjectiveName) -> PreTrainedModel:

@@ -28,7 +28,9 @@ IGNORE = -100
 class Objective(Protocol):
     def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]: ...
 
-    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def loss(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def build_objective(cfg: ObjectiveConfig, tokenizer: PreTrainedTokenizerBase) -> Objective:
@@ -37,7 +39,9 @@ def build_objective(cfg: ObjectiveConfig, tokenizer: PreTrainedTokenizerBase) ->
     return CausalLM()
 
 
-def _sum_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _sum_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     loss = F.cross_entropy(
         logits.flatten(0, -2).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum"
     )
@@ -56,7 +60,9 @@ class MaskedLM:
             if not 0 <= getattr(cfg, key) <= 1:
                 raise ConfigError(f"objective.{key}={getattr(cfg, key)} must be between 0 and 1")
         if cfg.mask_replace_prob + cfg.random_replace_prob > 1:
-            raise ConfigError("objective.mask_replace_prob + objective.random_replace_prob exceeds 1")
+            raise ConfigError(
+                "objective.mask_replace_prob + objective.random_replace_prob exceeds 1"
+            )
         self.p = cfg.mlm_probability
         self.p_mask = cfg.mask_replace_prob
         self.p_random = cfg.random_replace_prob
@@ -82,7 +88,9 @@ class MaskedLM:
         inputs[to_random] = self.normal_ids[torch.stack(picks)][to_random]
         return {"input_ids": inputs, "labels": labels}
 
-    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         labels = batch["labels"]
         head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
         if head is None:  # an MLM model whose head we do not know how to call alone
@@ -100,7 +108,9 @@ class CausalLM:
     def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         return {"input_ids": torch.stack([ex["input_ids"] for ex in examples])}
 
-    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         ids = batch["input_ids"]
         logits = model(input_ids=ids).logits[:, :-1]
         return _sum_cross_entropy(logits, ids[:, 1:])

@@ -1,4 +1,4 @@
-"""Shared fixtures: a session-wide cache, the real CLI in a subprocess, tiny runs reused by tests."""
+"""Shared fixtures: one cache per session, the real CLI in a subprocess, tiny runs to reuse."""
 
 from __future__ import annotations
 

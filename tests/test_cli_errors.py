@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import run_cli
 
 
@@ -35,9 +34,19 @@ def test_mistake_gives_one_line(args, named, cache_dir, tmp_path):
 def test_undecodable_text_names_file_and_line(cache_dir, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"a fine line\nthen \xff\xfe a broken one\n")
-    result = run_cli(["pretrain", "data=text_files", f"data.train_files=[{bad}]", f"hydra.run.dir={tmp_path / 'run'}"], cache_dir)
+    result = run_cli(
+        [
+            "pretrain",
+            "data=text_files",
+            f"data.train_files=[{bad}]",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cache_dir,
+    )
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [f"llmtrain pretrain: error: {bad}:2: byte 5 of the line is not UTF-8 (invalid start byte)"]
+    assert result.stderr.strip().splitlines() == [
+        f"llmtrain pretrain: error: {bad}:2: byte 5 of the line is not UTF-8 (invalid start byte)"
+    ]
 
 
 def test_unknown_command(cache_dir):
@@ -46,8 +55,14 @@ def test_unknown_command(cache_dir):
 
 
 def test_help_lists_commands_without_importing_torch():
-    code = "import sys; from llmtrain.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys\nfrom llmtrain.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "pretrain" in out and "configs:" in out
     assert out.strip().endswith("False")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from conftest import read_metrics
 from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-from conftest import read_metrics
 from llmtrain.config import PretrainConfig
 from llmtrain.data.packing import BlockDataset, pack_blocks
 from llmtrain.data.sources import load_corpus
@@ -49,12 +49,27 @@ def test_run_directory_holds_the_contract(mlm_run):
     assert [r["step"] for r in train] == [10, 20, 30, 40]
     checkpoints = sorted(p.name for p in (mlm_run / "checkpoints").iterdir())
     assert checkpoints == ["step-20", "step-40"]
-    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json", "COMPLETE"):
+    for name in (
+        "model.safetensors",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng.pt",
+        "trainer_state.json",
+        "COMPLETE",
+    ):
         assert (mlm_run / "checkpoints" / "step-40" / name).is_file(), name
     state = json.loads((mlm_run / "checkpoints" / "step-40" / "trainer_state.json").read_text())
     assert state["position"]["step"] == 40 and state["config"]["trainer"]["max_steps"] == 40
     summary = json.loads((mlm_run / "summary.json").read_text())
-    for key in ("loss", "perplexity", "steps", "tokens", "train_seconds", "tokens_per_s", "parameters"):
+    for key in (
+        "loss",
+        "perplexity",
+        "steps",
+        "tokens",
+        "train_seconds",
+        "tokens_per_s",
+        "parameters",
+    ):
         assert key in summary, key
     assert summary["steps"] == 40 and summary["tokens"] == 40 * 16 * 64
     assert summary["loss"] == evals[-1]["loss"]
@@ -64,12 +79,22 @@ def test_run_directory_holds_the_contract(mlm_run):
 def _eval_with_llmtrain(run_dir: Path, model: torch.nn.Module, tokenizer) -> float:
     """The run's own evaluation, on a model that transformers alone loaded."""
     cfg = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(PretrainConfig), OmegaConf.load(run_dir / ".hydra" / "config.yaml"))
+        OmegaConf.merge(
+            OmegaConf.structured(PretrainConfig), OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        )
     )
     corpus = load_corpus(cfg.data, cfg.trainer.seed)
-    blocks = pack_blocks(corpus["validation"], tokenizer, cfg.trainer.block_size, Path(cfg.data.cache_dir), "validation")
+    blocks = pack_blocks(
+        corpus["validation"],
+        tokenizer,
+        cfg.trainer.block_size,
+        Path(cfg.data.cache_dir),
+        "validation",
+    )
     objective = build_objective(cfg.objective, tokenizer)
-    return evaluate(model, objective, BlockDataset(blocks), cfg.trainer, Accelerator(cpu=True))["loss"]
+    return evaluate(model, objective, BlockDataset(blocks), cfg.trainer, Accelerator(cpu=True))[
+        "loss"
+    ]
 
 
 def test_final_mlm_reloads_with_transformers_alone(mlm_run, cache_dir, monkeypatch):
@@ -78,8 +103,12 @@ def test_final_mlm_reloads_with_transformers_alone(mlm_run, cache_dir, monkeypat
     model = AutoModelForMaskedLM.from_pretrained(final)
     tokenizer = AutoTokenizer.from_pretrained(final)
     summary = json.loads((mlm_run / "summary.json").read_text())
-    assert math.isclose(_eval_with_llmtrain(mlm_run, model, tokenizer), summary["loss"], rel_tol=1e-5)
-    predictions = pipeline("fill-mask", model=str(final))(f"return the {tokenizer.mask_token} of the list.")
+    assert math.isclose(
+        _eval_with_llmtrain(mlm_run, model, tokenizer), summary["loss"], rel_tol=1e-5
+    )
+    predictions = pipeline("fill-mask", model=str(final))(
+        f"return the {tokenizer.mask_token} of the list."
+    )
     assert len(predictions) == 5 and all("token_str" in p for p in predictions)
 
 
@@ -89,8 +118,12 @@ def test_final_clm_reloads_with_transformers_alone(clm_run, cache_dir, monkeypat
     model = AutoModelForCausalLM.from_pretrained(final)
     tokenizer = AutoTokenizer.from_pretrained(final)
     summary = json.loads((clm_run / "summary.json").read_text())
-    assert math.isclose(_eval_with_llmtrain(clm_run, model, tokenizer), summary["loss"], rel_tol=1e-5)
-    out = pipeline("text-generation", model=str(final))("Return the", max_new_tokens=5, do_sample=False)
+    assert math.isclose(
+        _eval_with_llmtrain(clm_run, model, tokenizer), summary["loss"], rel_tol=1e-5
+    )
+    out = pipeline("text-generation", model=str(final))(
+        "Return the", max_new_tokens=5, do_sample=False
+    )
     assert out[0]["generated_text"].startswith("Return the")
 
 
@@ -98,8 +131,15 @@ def test_sweep_runs_each_job_in_its_own_directory(cache_dir, tmp_path):
     from conftest import TINY, run_cli
 
     sweep = tmp_path / "sweep"
-    short = [a for a in TINY if not a.startswith("trainer.max_steps")] + ["trainer.max_steps=10", "trainer.eval_every=0", "trainer.save_every=0"]
-    result = run_cli(["pretrain", "-m", "trainer.lr=1e-3,3e-4", *short, f"hydra.sweep.dir={sweep}"], cache_dir)
+    fixed = ("trainer.max_steps", "trainer.lr")
+    short = [a for a in TINY if not a.startswith(fixed)] + [
+        "trainer.max_steps=10",
+        "trainer.eval_every=0",
+        "trainer.save_every=0",
+    ]
+    result = run_cli(
+        ["pretrain", "-m", "trainer.lr=1e-3,3e-4", *short, f"hydra.sweep.dir={sweep}"], cache_dir
+    )
     assert result.returncode == 0, result.stderr
     for job, lr in (("0", 1e-3), ("1", 3e-4)):
         summary = json.loads((sweep / job / "summary.json").read_text())

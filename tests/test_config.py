@@ -52,6 +52,8 @@ def test_wrong_type_fails():
 
 
 def test_overrides_reach_the_schema():
-    cfg = _compose(["trainer.lr=3e-4", "model=gpt2-tiny", "objective=clm", "trainer.precision=bf16"])
+    cfg = _compose(
+        ["trainer.lr=3e-4", "model=gpt2-tiny", "objective=clm", "trainer.precision=bf16"]
+    )
     assert cfg.trainer.lr == 3e-4 and cfg.model.family.value == "gpt2"
     assert cfg.objective.name.value == "clm" and cfg.trainer.precision.value == "bf16"

@@ -14,7 +14,9 @@ from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer
 from llmtrain.errors import ConfigError, DataError
 
-PARAGRAPHS = [f"Document {i} says something about topic {i % 7}.\nIt has a second line." for i in range(40)]
+PARAGRAPHS = [
+    f"Document {i} says something about topic {i % 7}.\nIt has a second line." for i in range(40)
+]
 
 
 def _cfg(tmp_path, **kw) -> DataConfig:
@@ -37,7 +39,10 @@ def test_jsonl_and_parquet_with_a_text_field(tmp_path):
     parquet = tmp_path / "b.parquet"
     datasets.Dataset.from_list(rows).to_parquet(str(parquet))
     for f in (jsonl, parquet):
-        corpus = load_corpus(_cfg(tmp_path, train_files=[str(f)], validation_files=[str(f)], text_field="body"), seed=0)
+        corpus = load_corpus(
+            _cfg(tmp_path, train_files=[str(f)], validation_files=[str(f)], text_field="body"),
+            seed=0,
+        )
         assert corpus["train"].column_names == ["text"] and len(corpus["train"]) == 40
         assert len(corpus["validation"]) == 40
 
@@ -46,18 +51,30 @@ def test_hf_source_loads_a_local_dataset_directory(tmp_path):
     d = tmp_path / "ds"
     d.mkdir()
     (d / "train.jsonl").write_text("".join(json.dumps({"text": p}) + "\n" for p in PARAGRAPHS))
-    (d / "validation.jsonl").write_text("".join(json.dumps({"text": p}) + "\n" for p in PARAGRAPHS[:5]))
-    cfg = DataConfig(source=Source.hf, name=str(d), validation_split="validation", cache_dir=str(tmp_path / "c"))
+    (d / "validation.jsonl").write_text(
+        "".join(json.dumps({"text": p}) + "\n" for p in PARAGRAPHS[:5])
+    )
+    cfg = DataConfig(
+        source=Source.hf, name=str(d), validation_split="validation", cache_dir=str(tmp_path / "c")
+    )
     corpus = load_corpus(cfg, seed=0)
     assert len(corpus["train"]) == 40 and len(corpus["validation"]) == 5
     with pytest.raises(ConfigError, match="data.validation_split=dev"):
-        load_corpus(DataConfig(source=Source.hf, name=str(d), validation_split="dev", cache_dir=str(tmp_path / "c")), seed=0)
+        load_corpus(
+            DataConfig(
+                source=Source.hf, name=str(d), validation_split="dev", cache_dir=str(tmp_path / "c")
+            ),
+            seed=0,
+        )
 
 
 def test_hold_out_is_seeded(tmp_path):
     f = tmp_path / "a.txt"
     f.write_text("\n\n".join(PARAGRAPHS))
-    pick = lambda seed: load_corpus(_cfg(tmp_path, train_files=[str(f)]), seed)["validation"]["text"]  # noqa: E731
+
+    def pick(seed: int) -> list[str]:
+        return load_corpus(_cfg(tmp_path, train_files=[str(f)]), seed)["validation"]["text"]
+
     assert pick(1) == pick(1) and pick(1) != pick(2)
 
 
@@ -81,7 +98,9 @@ def test_mixed_file_types_are_refused(tmp_path):
     (tmp_path / "a.txt").write_text("x")
     (tmp_path / "b.jsonl").write_text('{"text": "x"}\n')
     with pytest.raises(ConfigError, match="mixes file types"):
-        load_corpus(_cfg(tmp_path, train_files=[str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")]), seed=0)
+        load_corpus(
+            _cfg(tmp_path, train_files=[str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")]), seed=0
+        )
 
 
 @pytest.fixture
@@ -99,17 +118,24 @@ def test_tokenizer_is_trained_once_and_cached(tmp_path, corpus, family):
     second = build_tokenizer(cfg, family, corpus, tmp_path, max_length=128)
     assert (cached[0] / "tokenizer.json").stat().st_mtime_ns == stamp
     assert first("Document 3 says")["input_ids"] == second("Document 3 says")["input_ids"]
-    other = build_tokenizer(TokenizerConfig(vocab_size=300, min_frequency=1), family, corpus, tmp_path, max_length=128)
+    other = build_tokenizer(
+        TokenizerConfig(vocab_size=300, min_frequency=1), family, corpus, tmp_path, max_length=128
+    )
     assert len(list((tmp_path / "tokenizers").iterdir())) == 2 and len(other) <= 300
     if family is Family.bert:
         assert first.cls_token and first.mask_token and "token_type_ids" in first("a b")
     else:
-        assert first.eos_token == "<|endoftext|>" and first.decode(first("Hello world")["input_ids"]) == "Hello world"
+        assert (
+            first.eos_token == "<|endoftext|>"
+            and first.decode(first("Hello world")["input_ids"]) == "Hello world"
+        )
 
 
 @pytest.mark.parametrize("family", [Family.bert, Family.gpt2])
 def test_packing_is_the_document_stream_cut_into_blocks(tmp_path, corpus, family):
-    tokenizer = build_tokenizer(TokenizerConfig(vocab_size=400, min_frequency=1), family, corpus, tmp_path, max_length=128)
+    tokenizer = build_tokenizer(
+        TokenizerConfig(vocab_size=400, min_frequency=1), family, corpus, tmp_path, max_length=128
+    )
     blocks = pack_blocks(corpus, tokenizer, 32, tmp_path, "test")
     stream = np.concatenate(tokenize(corpus, tokenizer, tmp_path)["input_ids"])
     assert blocks.shape == (len(stream) // 32, 32)

@@ -57,7 +57,10 @@ def test_masking_statistics(wordpiece, examples):
     unchanged = (batch["input_ids"][targets] == original[targets]).sum().item() / n
     assert abs(masked - 0.8) < 0.03 and abs(unchanged - 0.1) < 0.02
     assert abs(1 - masked - unchanged - 0.1) < 0.02
-    assert not torch.isin(batch["input_ids"][targets], torch.tensor([i for i in wordpiece.all_special_ids if i != wordpiece.mask_token_id])).any()
+    assert not torch.isin(
+        batch["input_ids"][targets],
+        torch.tensor([i for i in wordpiece.all_special_ids if i != wordpiece.mask_token_id]),
+    ).any()
     # Untouched positions stay as they were.
     assert torch.equal(batch["input_ids"][~targets], original[~targets])
 
@@ -75,17 +78,29 @@ def test_masks_follow_the_example_not_the_batch(wordpiece, keyed, examples):
 
 def test_sparse_mlm_head_equals_full_logits(wordpiece, examples):
     torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(vocab_size=len(wordpiece), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).eval()
+    model = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(wordpiece),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+        )
+    ).eval()
     objective = MaskedLM(ObjectiveConfig(), wordpiece)
     batch = objective.collate(examples[:4])
     loss_sum, n = objective.loss(model, batch)
-    full_sum, full_n = _sum_cross_entropy(model(input_ids=batch["input_ids"]).logits, batch["labels"])
+    full_sum, full_n = _sum_cross_entropy(
+        model(input_ids=batch["input_ids"]).logits, batch["labels"]
+    )
     assert n == full_n and torch.allclose(loss_sum, full_sum, rtol=1e-5)
 
 
 def test_clm_loss_is_the_sum_over_next_tokens():
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=2, n_positions=16)).eval()
+    model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=2, n_positions=16)
+    ).eval()
     ids = torch.randint(0, 50, (3, 16))
     loss_sum, n = CausalLM().loss(model, {"input_ids": ids})
     assert n == 3 * 15

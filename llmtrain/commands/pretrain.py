@@ -40,7 +40,9 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             fallback_path=cfg.model.name_or_path,
         )
         train_set = BlockDataset(pack_blocks(corpus["train"], tokenizer, block, cache, "training"))
-        eval_set = BlockDataset(pack_blocks(corpus["validation"], tokenizer, block, cache, "validation"))
+        eval_set = BlockDataset(
+            pack_blocks(corpus["validation"], tokenizer, block, cache, "validation")
+        )
     objective = build_objective(cfg.objective, tokenizer)
     model = build_model(cfg.model, cfg.objective.name, tokenizer)
     if block > max_positions(model):
@@ -48,16 +50,19 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             f"trainer.block_size={block} exceeds the model's {max_positions(model)} positions"
         )
     params = count_parameters(model)
+    processes, t = accelerator.num_processes, cfg.trainer
+    docs, val_docs = len(corpus["train"]), len(corpus["validation"])
     console.table(
         "llmtrain pretrain",
         {
             "run directory": str(run_dir),
-            "device": f"{accelerator.device} x {accelerator.num_processes}, precision {cfg.trainer.precision.value}",
+            "device": f"{accelerator.device} x {processes}, precision {t.precision.value}",
             "model": f"{type(model).__name__}, {params:,} parameters",
             "objective": cfg.objective.name.value,
-            "data": f"{len(corpus['train']):,} documents, {train_set.num_tokens:,} tokens in {len(train_set):,} blocks of {block}",
-            "validation": f"{len(corpus['validation']):,} documents, {len(eval_set):,} blocks",
-            "global batch": f"{cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes} sequences",
+            "data": f"{docs:,} documents, {train_set.num_tokens:,} tokens, "
+            f"{len(train_set):,} blocks of {block}",
+            "validation": f"{val_docs:,} documents, {len(eval_set):,} blocks",
+            "global batch": f"{t.batch_size * t.grad_accum * processes} sequences",
         },
     )
 

@@ -28,12 +28,18 @@ _PACKING_VERSION = 1
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     """A stable hash of everything that decides how the tokenizer splits text."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    spec = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    spec = (
+        backend.to_str()
+        if backend is not None
+        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    )
     spec += json.dumps(tokenizer.special_tokens_map, sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
-def tokenize(corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, cache_dir: Path) -> datasets.Dataset:
+def tokenize(
+    corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, cache_dir: Path
+) -> datasets.Dataset:
     """Add `input_ids` per document, with special tokens and an end-of-text token where the
     tokenizer has one; cached by corpus and tokenizer."""
     eos = tokenizer.eos_token_id

@@ -23,7 +23,13 @@ from llmtrain.errors import ConfigError, DataError
 # Bump when the extraction below changes, so caches built by older code are not reused.
 _STDLIB_VERSION = 1
 _SKIP_DIRS = {"site-packages", "dist-packages", "idlelib", "lib2to3", "turtledemo", "ensurepip"}
-_FORMATS = {".txt": "text", ".text": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+_FORMATS = {
+    ".txt": "text",
+    ".text": "text",
+    ".jsonl": "json",
+    ".json": "json",
+    ".parquet": "parquet",
+}
 
 
 def load_corpus(cfg: DataConfig, seed: int) -> datasets.DatasetDict:
@@ -110,7 +116,9 @@ def _read_files(files: list[str], text_field: str, cache: Path, key: str) -> dat
             **extra,
         )
     except datasets.exceptions.DatasetGenerationError as e:
-        raise DataError(f"{key}: cannot read {', '.join(map(str, paths))}: {e.__cause__ or e}") from e
+        raise DataError(
+            f"{key}: cannot read {', '.join(map(str, paths))}: {e.__cause__ or e}"
+        ) from e
     return _text_column(ds, text_field, f"{key} ({', '.join(map(str, paths))})")
 
 
@@ -134,21 +142,25 @@ def _hub(cfg: DataConfig, cache: Path) -> tuple[datasets.Dataset, datasets.Datas
     except (FileNotFoundError, ValueError, ConnectionError, OSError) as e:
         raise ConfigError(f"data.name={cfg.name}: cannot load the dataset: {e}") from e
     splits = list(loaded.keys())
-    for key, split in (("data.train_split", cfg.train_split), ("data.validation_split", cfg.validation_split)):
+    for key, split in (
+        ("data.train_split", cfg.train_split),
+        ("data.validation_split", cfg.validation_split),
+    ):
         if split is not None and split not in loaded:
             raise ConfigError(f"{key}={split}: {cfg.name} has splits {', '.join(splits)}")
     train = _text_column(loaded[cfg.train_split], cfg.text_field, f"data.name={cfg.name}")
     validation = None
     if cfg.validation_split is not None:
-        validation = _text_column(loaded[cfg.validation_split], cfg.text_field, f"data.name={cfg.name}")
+        validation = _text_column(
+            loaded[cfg.validation_split], cfg.text_field, f"data.name={cfg.name}"
+        )
     return train, validation
 
 
 def _text_column(ds: datasets.Dataset, text_field: str, where: str) -> datasets.Dataset:
     if text_field not in ds.column_names:
-        raise DataError(
-            f"{where}: no column '{text_field}' (data.text_field); columns: {', '.join(ds.column_names)}"
-        )
+        columns = ", ".join(ds.column_names)
+        raise DataError(f"{where}: no column '{text_field}' (data.text_field); columns: {columns}")
     ds = ds.select_columns([text_field])
     return ds.rename_column(text_field, "text") if text_field != "text" else ds
 

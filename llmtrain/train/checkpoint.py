@@ -1,10 +1,10 @@
 """The checkpoint format: one directory per step, complete or absent.
 
-    model.safetensors   weights (tied weights stored once)
-    optimizer.pt        optimizer state      scheduler.pt   schedule state
-    rng.pt              python, numpy, torch (and CUDA) generator states
-    trainer_state.json  step, data position (epoch, batch in epoch), tokens, and the run config
-    COMPLETE            written last: a reader trusts only a directory that has it
+model.safetensors   weights (tied weights stored once)
+optimizer.pt        optimizer state      scheduler.pt   schedule state
+rng.pt              python, numpy, torch (and CUDA) generator states
+trainer_state.json  step, data position (epoch, batch in epoch), tokens, and the run config
+COMPLETE            written last: a reader trusts only a directory that has it
 """
 
 from __future__ import annotations

@@ -59,7 +59,15 @@ def check_trainer(cfg: TrainerConfig) -> None:
     for key in positive:
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"trainer.{key}={getattr(cfg, key)} must be positive")
-    for key in ("eval_every", "save_every", "warmup_steps", "keep_last", "num_workers", "weight_decay", "max_grad_norm"):
+    for key in (
+        "eval_every",
+        "save_every",
+        "warmup_steps",
+        "keep_last",
+        "num_workers",
+        "weight_decay",
+        "max_grad_norm",
+    ):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"trainer.{key}={getattr(cfg, key)} must not be negative")
     if cfg.lr <= 0:
@@ -87,9 +95,13 @@ def total_steps(cfg: TrainerConfig, n_examples: int, world: int) -> int:
             f"the training split has {n_examples} examples: fewer than one batch "
             f"(trainer.batch_size={cfg.batch_size} x {world} processes)"
         )
-    steps = cfg.max_steps if cfg.epochs is None else math.ceil(cfg.epochs * per_epoch / cfg.grad_accum)
+    steps = (
+        cfg.max_steps if cfg.epochs is None else math.ceil(cfg.epochs * per_epoch / cfg.grad_accum)
+    )
     if cfg.warmup_steps >= steps:
-        raise ConfigError(f"trainer.warmup_steps={cfg.warmup_steps} is not shorter than training ({steps} steps)")
+        raise ConfigError(
+            f"trainer.warmup_steps={cfg.warmup_steps} is not shorter than training ({steps} steps)"
+        )
     return steps
 
 
@@ -179,7 +191,9 @@ def fit(
 
     last_eval = log_eval()  # the starting point, so every curve shows where it began
     batches = draw()
-    window = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # loss sum, targets, tokens
+    window = torch.zeros(
+        3, dtype=torch.float64, device=accelerator.device
+    )  # loss sum, targets, tokens
     window_time = train_time = 0.0
     grad_norm = torch.zeros((), device=accelerator.device)
     console.start(steps, pos.step)
@@ -194,15 +208,27 @@ def fit(
                 with contextlib.nullcontext() if last else accelerator.no_sync(module):
                     loss_sum, n = module(batch)
                     accelerator.backward(loss_sum)
-                tokens = batch["attention_mask"].sum() if "attention_mask" in batch else batch["input_ids"].numel()
-                step_sums += torch.stack([loss_sum.detach().double(), n.double(), torch.as_tensor(tokens, dtype=torch.float64, device=step_sums.device)])
+                tokens = (
+                    batch["attention_mask"].sum()
+                    if "attention_mask" in batch
+                    else batch["input_ids"].numel()
+                )
+                step_sums += torch.stack(
+                    [
+                        loss_sum.detach().double(),
+                        n.double(),
+                        torch.as_tensor(tokens, dtype=torch.float64, device=step_sums.device),
+                    ]
+                )
             # DDP averaged the summed gradients over processes; turn that into a mean per target.
             targets = accelerator.reduce(step_sums[1].clone(), "sum")
             scale = (world / targets.clamp(min=1)).float()
             for p in module.parameters():
                 if p.grad is not None:
                     p.grad.mul_(scale)
-            grad_norm = accelerator.clip_grad_norm_(module.parameters(), cfg.max_grad_norm or math.inf)
+            grad_norm = accelerator.clip_grad_norm_(
+                module.parameters(), cfg.max_grad_norm or math.inf
+            )
             optimizer.step()
             if not accelerator.optimizer_step_was_skipped:
                 scheduler.step()
@@ -222,7 +248,15 @@ def fit(
                     "grad_norm": float(grad_norm),
                     "tokens_per_s": totals[2] / max(window_time, 1e-9),
                 }
-                run.log({"step": pos.step, "split": "train", **row, "tokens": pos.tokens, "epoch": pos.epoch})
+                run.log(
+                    {
+                        "step": pos.step,
+                        "split": "train",
+                        **row,
+                        "tokens": pos.tokens,
+                        "epoch": pos.epoch,
+                    }
+                )
                 console.step(pos.step, row)
                 window.zero_()
                 window_time = 0.0

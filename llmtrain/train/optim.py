@@ -14,7 +14,9 @@ _SCHEDULES = {
 }
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainerConfig, device_type: str) -> torch.optim.AdamW:
+def build_optimizer(
+    model: torch.nn.Module, cfg: TrainerConfig, device_type: str
+) -> torch.optim.AdamW:
     """Matrices decay; vectors (biases, LayerNorm weights) do not."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
