@@ -119,12 +119,19 @@ def _user_error(e: BaseException) -> str | None:
     if isinstance(e, MissingMandatoryValue):
         return f"missing value for {e.full_key}: set it, e.g. {e.full_key}=..."
     if isinstance(e, MissingConfigException):
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        options = [ln for ln in lines[2:]]
+        # "In 'pretrain': Could not find 'model/x'\n\nAvailable options in 'model':\n\ta\n\tb\n…"
+        lines = str(e).splitlines()
         found = lines[0].split(": ", 1)[-1]
-        return f"{found}" + (
-            f" ({lines[1].rstrip(':').lower()}: {', '.join(options)})" if options else ""
-        )
+        heading = next((ln for ln in lines if ln.startswith("Available options")), None)
+        if heading is None:
+            return found
+        start = lines.index(heading) + 1
+        options = []
+        for line in lines[start:]:
+            if not line.startswith("\t"):
+                break
+            options.append(line.strip())
+        return f"{found} ({heading.rstrip(':').lower()}: {', '.join(options)})"
     if isinstance(e, HydraException | OmegaConfBaseException):
         parts = [str(e).splitlines()[0].strip()]
         cause = e.__cause__

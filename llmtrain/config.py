@@ -143,6 +143,32 @@ class PretrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
+GROUPS = {
+    "data": DataConfig,
+    "tokenizer": TokenizerConfig,
+    "model": ModelConfig,
+    "objective": ObjectiveConfig,
+    "trainer": TrainerConfig,
+}
+
+
+def option_tables() -> str:
+    """Markdown tables of every group's keys, defaults and help (the README embeds this)."""
+    from dataclasses import MISSING, fields
+
+    out = []
+    for group, schema in GROUPS.items():
+        out += [f"**`{group}`**", "", "| key | default | meaning |", "|---|---|---|"]
+        for f in fields(schema):
+            default = f.default if f.default is not MISSING else f.default_factory()
+            if isinstance(default, Enum):
+                default = default.value
+            shown = "null" if default is None else str(default).replace("|", "\\|")
+            out.append(f"| `{group}.{f.name}` | `{shown}` | {f.metadata['help']} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
 def register_schemas() -> None:
     """Register the schemas with Hydra's ConfigStore (called by the CLI before composing)."""
     from hydra.core.config_store import ConfigStore

@@ -57,3 +57,16 @@ def test_overrides_reach_the_schema():
     )
     assert cfg.trainer.lr == 3e-4 and cfg.model.family.value == "gpt2"
     assert cfg.objective.name.value == "clm" and cfg.trainer.precision.value == "bf16"
+
+
+def test_readme_option_tables_match_the_schema():
+    import subprocess
+    import sys
+
+    from llmtrain.cli import config_dir
+
+    script = config_dir().parent / "scripts" / "sync_readme.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
