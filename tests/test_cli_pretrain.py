@@ -146,3 +146,28 @@ def test_sweep_runs_each_job_in_its_own_directory(cache_dir, tmp_path):
         assert summary["steps"] == 10
         config = OmegaConf.load(sweep / job / ".hydra" / "config.yaml")
         assert config.trainer.lr == lr
+
+
+def test_continue_from_a_runs_final_weights_and_tokenizer(mlm_run, cache_dir, tmp_path):
+    from conftest import TINY, run_cli
+
+    run_dir = tmp_path / "again"
+    args = [
+        "pretrain",
+        *TINY,
+        "trainer.max_steps=5",
+        "trainer.warmup_steps=1",
+        f"model.name_or_path={mlm_run / 'final'}",
+    ]
+    result = run_cli([*args, f"hydra.run.dir={run_dir}"], cache_dir)
+    assert result.returncode == 0, result.stderr
+    # Same weights, tokenizer, data and masks: the new run starts where the old one ended.
+    first = read_metrics(run_dir)[0]
+    assert first["step"] == 0 and math.isclose(first["loss"], _evals(mlm_run)[-1], rel_tol=1e-5)
+    tokenizer_files = {p.name for p in (run_dir / "final").iterdir()}
+    assert {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "config.json",
+        "model.safetensors",
+    } <= tokenizer_files
