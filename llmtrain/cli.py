@@ -16,6 +16,8 @@ from typing import Any
 
 COMMANDS = {
     "pretrain": "train a BERT (objective=mlm) or GPT-2 (objective=clm) on raw text",
+    "finetune": "fine-tune a model on a GLUE task or a local labelled file (task=…)",
+    "evaluate": "a model's task metrics and predictions (task=…) or perplexity (data=…)",
 }
 EXIT_USER_ERROR = 2
 
@@ -37,7 +39,7 @@ def usage() -> str:
     lines += [
         "",
         f"configs: {config_dir()}",
-        "  groups: data, tokenizer, model, objective, trainer; pick an option with group=option,",
+        "  groups: data, tokenizer, model, objective, task, trainer; pick one with group=option,",
         "  set any key with group.key=value; `llmtrain COMMAND --help` lists the options.",
         "",
         "examples:",
@@ -46,6 +48,8 @@ def usage() -> str:
         "  llmtrain pretrain data=text_files data.train_files=[a.txt,b.txt] trainer.max_steps=2000",
         "  llmtrain pretrain -m trainer.lr=1e-3,3e-4",
         "  llmtrain pretrain --cfg job",
+        "  llmtrain finetune task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/pretrain/…",
+        "  llmtrain evaluate task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/finetune/…",
     ]
     return "\n".join(lines)
 

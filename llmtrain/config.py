@@ -19,6 +19,10 @@ def opt(default: Any = None, help: str = "", factory: Any = None) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+CACHE_DIR = "${oc.env:LLMTRAIN_CACHE,${oc.env:HOME,.}/.cache/llmtrain}"
+CACHE_HELP = "where corpora, tokenizers and tokenised data are cached"
+
+
 class Source(Enum):
     stdlib_docs = "stdlib_docs"
     text_files = "text_files"
@@ -68,10 +72,7 @@ class DataConfig:
     train_split: str = opt("train", "hub split to train on (source=hf)")
     validation_split: str | None = opt(None, "hub split to evaluate on; null: hold out a fraction")
     text_field: str = opt("text", "column holding the text (.jsonl, .parquet, hub)")
-    cache_dir: str = opt(
-        "${oc.env:LLMTRAIN_CACHE,${oc.env:HOME,.}/.cache/llmtrain}",
-        "where corpora, tokenizers and tokenised blocks are cached",
-    )
+    cache_dir: str = opt(CACHE_DIR, CACHE_HELP)
 
 
 @dataclass
@@ -94,6 +95,9 @@ class ModelConfig:
     )
     name_or_path: str | None = opt(
         None, "start from these weights (local HF directory or hub name)"
+    )
+    from_run: str | None = opt(
+        None, "start from a llmtrain run directory: its final/ model and tokenizer"
     )
     hidden_size: int = opt(128, "width of the hidden states")
     num_layers: int = opt(2, "transformer layers")
@@ -132,6 +136,27 @@ class TrainerConfig:
     save_every: int = opt(500, "steps between checkpoints (and one at the end)")
     keep_last: int = opt(2, "checkpoints kept; older ones go once a new one is complete")
     num_workers: int = opt(0, "DataLoader worker processes")
+    early_stopping: int | None = opt(
+        None, "stop after this many evaluations without a better main metric (fine-tuning)"
+    )
+
+
+@dataclass
+class TaskConfig:
+    name: str = opt("sst2", "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, or custom")
+    data_dir: str | None = opt(None, "GLUE: read GLUE's own TSV files here instead of the hub")
+    train_file: str | None = opt(None, "custom: training file (.csv, .tsv, .jsonl, .parquet)")
+    validation_file: str | None = opt(None, "custom: evaluation file")
+    test_file: str | None = opt(None, "custom: file to predict (labels optional)")
+    text_fields: list[str] = opt(help="custom: one or two text columns", factory=lambda: ["text"])
+    label_field: str = opt("label", "custom: the label column")
+    labels: list[str] = opt(
+        help="custom: the label set in id order; empty: read from train", factory=list
+    )
+    num_labels: int | None = opt(None, "custom: 1 for regression; else checked against the labels")
+    max_length: int = opt(128, "tokens per example; longer inputs are truncated")
+    max_train_examples: int | None = opt(None, "use only the first N training examples")
+    cache_dir: str = opt(CACHE_DIR, CACHE_HELP)
 
 
 @dataclass
@@ -149,6 +174,7 @@ GROUPS = {
     "model": ModelConfig,
     "objective": ObjectiveConfig,
     "trainer": TrainerConfig,
+    "task": TaskConfig,
 }
 
 
@@ -169,9 +195,30 @@ def option_tables() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+@dataclass
+class FinetuneConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+@dataclass
+class EvaluateConfig:
+    """A task's metrics and predictions (task=…), or a language model's perplexity (data=…)."""
+
+    task: TaskConfig | None = None
+    data: DataConfig | None = None
+    objective: ObjectiveConfig | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
 def register_schemas() -> None:
     """Register the schemas with Hydra's ConfigStore (called by the CLI before composing)."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     cs.store(name="pretrain_schema", node=PretrainConfig)
+    cs.store(name="finetune_schema", node=FinetuneConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)

@@ -1,16 +1,25 @@
-"""Models: a fresh BERT / GPT-2 from ModelConfig, or existing weights from a path or hub name."""
+"""Models: a fresh BERT / GPT-2 from ModelConfig, or existing weights from a run or a path.
+
+One config builder serves every head: masked LM, causal LM and sequence classification.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
     BertConfig,
     BertForMaskedLM,
+    BertForSequenceClassification,
     GPT2Config,
+    GPT2ForSequenceClassification,
     GPT2LMHeadModel,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -29,19 +38,47 @@ _AUTO_NAMES = {
     ObjectiveName.mlm: MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     ObjectiveName.clm: MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
 }
+MASKED_TYPES = MODEL_FOR_MASKED_LM_MAPPING_NAMES
 _KIND = {
     ObjectiveName.mlm: "an encoder (model.family=bert)",
     ObjectiveName.clm: "a decoder (model.family=gpt2)",
 }
+_FRESH = {
+    (Family.bert, "mlm"): BertForMaskedLM,
+    (Family.gpt2, "clm"): GPT2LMHeadModel,
+    (Family.bert, "classify"): BertForSequenceClassification,
+    (Family.gpt2, "classify"): GPT2ForSequenceClassification,
+}
+
+
+def source(cfg: ModelConfig) -> str | None:
+    """Where existing weights come from: a run's final/ (model.from_run), a path or hub name
+    (model.name_or_path), or nowhere (a fresh model)."""
+    if cfg.from_run and cfg.name_or_path:
+        raise ConfigError("give model.from_run or model.name_or_path, not both")
+    if cfg.from_run:
+        final = Path(cfg.from_run).expanduser() / "final"
+        if not (final / "config.json").is_file():
+            raise ConfigError(f"model.from_run={cfg.from_run}: no finished model at {final}")
+        return str(final)
+    return cfg.name_or_path
+
+
+def pretrained_config(name_or_path: str) -> PretrainedConfig:
+    try:
+        return AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"model '{name_or_path}': cannot load a model config: {e}") from e
 
 
 def check_objective(cfg: ModelConfig, objective: ObjectiveName) -> None:
     """Fail before any data work when the objective cannot train this model."""
-    if cfg.name_or_path:
-        model_type = _pretrained_config(cfg.name_or_path).model_type
+    path = source(cfg)
+    if path:
+        model_type = pretrained_config(path).model_type
         if model_type not in _AUTO_NAMES[objective]:
             raise ConfigError(
-                f"model.name_or_path={cfg.name_or_path} is a '{model_type}' model; "
+                f"model '{path}' is a '{model_type}' model; "
                 f"objective={objective.value} needs {_KIND[objective]}"
             )
     elif cfg.family is not _FAMILY[objective]:
@@ -54,23 +91,62 @@ def check_objective(cfg: ModelConfig, objective: ObjectiveName) -> None:
 def build_model(
     cfg: ModelConfig, objective: ObjectiveName, tokenizer: PreTrainedTokenizerBase
 ) -> PreTrainedModel:
-    """A model the objective can train, sized to the tokenizer's vocabulary."""
-    if cfg.name_or_path:
-        model = _load(cfg, objective)
+    """A language model the objective can train, sized to the tokenizer's vocabulary."""
+    check_objective(cfg, objective)
+    path = source(cfg)
+    if path:
+        model = _load(_AUTO[objective], path, cfg)
         if len(tokenizer) > model.config.vocab_size:
             raise ConfigError(
-                f"the tokenizer has {len(tokenizer)} tokens but model.name_or_path="
-                f"{cfg.name_or_path} only {model.config.vocab_size} embeddings"
+                f"the tokenizer has {len(tokenizer)} tokens but the model '{path}' only "
+                f"{model.config.vocab_size} embeddings"
             )
         return model
-    check_objective(cfg, objective)
+    return _FRESH[cfg.family, objective.value](_fresh_config(cfg, tokenizer))
+
+
+def build_classifier(
+    cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, labels: list[str]
+) -> PreTrainedModel:
+    """A sequence classifier (a regression head when `labels` is empty) on existing weights or
+    fresh, with the label names saved in its config."""
+    head = {
+        "num_labels": len(labels) or 1,
+        "id2label": {i: name for i, name in enumerate(labels)} if labels else {0: "score"},
+        "problem_type": "single_label_classification" if labels else "regression",
+    }
+    head["label2id"] = {name: i for i, name in head["id2label"].items()}
+    path = source(cfg)
+    if path:
+        model = _load(AutoModelForSequenceClassification, path, cfg, **head)
+    else:
+        model = _FRESH[cfg.family, "classify"](_fresh_config(cfg, tokenizer, **head))
+    # GPT-2 finds each sequence's last token by its padding id; BERT needs it for nothing else.
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def max_positions(model: PreTrainedModel) -> int:
+    """The longest sequence the model takes (GPT-2's n_positions maps to this name too)."""
+    return int(model.config.max_position_embeddings)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Distinct trainable parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def _fresh_config(
+    cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, **extra
+) -> PretrainedConfig:
     if cfg.hidden_size % cfg.num_heads:
         raise ConfigError(
             f"model.hidden_size={cfg.hidden_size} is not divisible by "
             f"model.num_heads={cfg.num_heads}"
         )
     if cfg.family is Family.bert:
-        config = BertConfig(
+        return BertConfig(
             vocab_size=len(tokenizer),
             hidden_size=cfg.hidden_size,
             num_hidden_layers=cfg.num_layers,
@@ -81,10 +157,10 @@ def build_model(
             attention_probs_dropout_prob=cfg.dropout,
             pad_token_id=tokenizer.pad_token_id,
             attn_implementation=cfg.attention,
+            **extra,
         )
-        return BertForMaskedLM(config)
     eos = tokenizer.eos_token_id
-    config = GPT2Config(
+    return GPT2Config(
         vocab_size=len(tokenizer),
         n_embd=cfg.hidden_size,
         n_layer=cfg.num_layers,
@@ -98,32 +174,15 @@ def build_model(
         eos_token_id=eos,
         pad_token_id=tokenizer.pad_token_id,
         attn_implementation=cfg.attention,
+        **extra,
     )
-    return GPT2LMHeadModel(config)
 
 
-def max_positions(model: PreTrainedModel) -> int:
-    """The longest sequence the model takes (GPT-2's n_positions maps to this name too)."""
-    return int(model.config.max_position_embeddings)
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    """Distinct trainable parameters (tied embeddings counted once)."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
-def _pretrained_config(name_or_path: str):
-    try:
-        return AutoConfig.from_pretrained(name_or_path)
-    except (OSError, ValueError) as e:
-        raise ConfigError(
-            f"model.name_or_path={name_or_path}: cannot load a model config: {e}"
-        ) from e
-
-
-def _load(cfg: ModelConfig, objective: ObjectiveName) -> PreTrainedModel:
-    check_objective(cfg, objective)
+def _load(auto_class, path: str, cfg: ModelConfig, **kwargs) -> PreTrainedModel:
     # transformers 5 reloads in the checkpoint's dtype by default; training wants float32.
-    return _AUTO[objective].from_pretrained(
-        cfg.name_or_path, dtype=torch.float32, attn_implementation=cfg.attention
-    )
+    try:
+        return auto_class.from_pretrained(
+            path, dtype=torch.float32, attn_implementation=cfg.attention, **kwargs
+        )
+    except ValueError as e:
+        raise ConfigError(f"model '{path}': {str(e).splitlines()[0]}") from e

@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from llmtrain.config import ObjectiveConfig, ObjectiveName
 from llmtrain.errors import ConfigError
+from llmtrain.metrics import task_metrics
 
 IGNORE = -100
 
@@ -114,3 +115,52 @@ class CausalLM:
         ids = batch["input_ids"]
         logits = model(input_ids=ids).logits[:, :-1]
         return _sum_cross_entropy(logits, ids[:, 1:])
+
+
+class SequenceClassification:
+    """One label per example (or a score, for regression) from a sequence-classification head.
+
+    Examples are tokenised rows `{"input_ids", ["token_type_ids"], "label", "index"}`, padded per
+    batch. Rows without a label (-100, or NaN for regression: GLUE's test files) are predicted
+    but not counted in the loss.
+    """
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, metrics: list[str], regression: bool
+    ) -> None:
+        self.tokenizer, self.metric_names, self.regression = tokenizer, metrics, regression
+
+    def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        keys = [k for k in ("input_ids", "token_type_ids") if k in examples[0]]
+        batch = self.tokenizer.pad(
+            [{k: ex[k] for k in keys} for ex in examples], return_tensors="pt"
+        )
+        dtype = torch.float32 if self.regression else torch.long
+        batch["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=dtype)
+        batch["index"] = torch.tensor([ex["index"] for ex in examples])
+        return dict(batch)
+
+    def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
+        logits = model(**inputs).logits.float()
+        labels = batch["labels"]
+        if self.regression:
+            scores = logits.squeeze(-1)
+            known = ~torch.isnan(labels)
+            loss = F.mse_loss(scores[known], labels[known], reduction="sum")
+            return loss, known.sum(), scores
+        loss = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
+        return loss, (labels != IGNORE).sum(), logits.argmax(-1)
+
+    def loss(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, n, _ = self._forward(model, batch)
+        return loss, n
+
+    def predict(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        """(loss sum, labelled count, predictions): one forward for evaluation."""
+        return self._forward(model, batch)
+
+    def metrics(self, predictions: list, references: list) -> dict[str, float]:
+        return task_metrics(self.metric_names, predictions, references)

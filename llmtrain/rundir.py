@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,19 @@ class RunDir:
             return
         with open(self.metrics, "a", encoding="utf-8") as f:
             f.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
+
+    def write_text(self, relative: str, text: str) -> None:
+        """Write `<run>/<relative>` atomically (e.g. predictions/validation.tsv)."""
+        if self.is_main:
+            atomic_write_text(self.path / relative, text)
+
+    def promote(self, source: str, target: str) -> None:
+        """Make the complete directory `<run>/<source>` become `<run>/<target>` (one rename)."""
+        if self.is_main:
+            src, dst = self.path / source, self.path / target
+            if dst.exists():
+                shutil.rmtree(dst)
+            os.replace(src, dst)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.is_main:

@@ -16,7 +16,7 @@ from llmtrain.config import PretrainConfig
 from llmtrain.data.packing import BlockDataset, pack_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.objectives import build_objective
-from llmtrain.train.loop import evaluate
+from llmtrain.train.evaluate import evaluate
 
 
 def _evals(run_dir: Path) -> list[float]:

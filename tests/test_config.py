@@ -8,20 +8,23 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from llmtrain.cli import config_dir
-from llmtrain.config import PretrainConfig, register_schemas
+from llmtrain.config import EvaluateConfig, FinetuneConfig, PretrainConfig, register_schemas
+
+COMMANDS = {"pretrain": PretrainConfig, "finetune": FinetuneConfig, "evaluate": EvaluateConfig}
 
 # Options that need a value from the user, and one that satisfies them.
 REQUIRED = {
     "data/text_files": ["data.train_files=[a.txt]"],
     "data/hf": ["data.name=some/dataset"],
     "tokenizer/pretrained": ["tokenizer.name_or_path=some/tokenizer"],
+    "task/custom": ["task.train_file=a.csv", "task.validation_file=b.csv"],
 }
 
 
-def _compose(overrides: list[str]) -> PretrainConfig:
+def _compose(overrides: list[str], command: str = "pretrain"):
     register_schemas()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="pretrain", overrides=overrides)
+        cfg = compose(config_name=command, overrides=overrides)
     return OmegaConf.to_object(cfg)
 
 
@@ -30,15 +33,37 @@ def _options() -> list[tuple[str, str]]:
     return [(p.parent.name, p.stem) for p in sorted(root.glob("*/*.yaml"))]
 
 
-@pytest.mark.parametrize(("group", "option"), _options())
-def test_every_group_option_composes(group, option):
-    cfg = _compose([f"{group}={option}", *REQUIRED.get(f"{group}/{option}", [])])
-    assert isinstance(cfg, PretrainConfig)
+def _groups_of(command: str) -> set[str]:
+    """The option groups in a command's defaults list."""
+    defaults = OmegaConf.load(config_dir() / f"{command}.yaml").defaults
+    return {next(iter(d)) for d in defaults if isinstance(d, dict) or OmegaConf.is_dict(d)}
 
 
-def test_groups_cover_the_schema():
+def _uses() -> list[tuple[str, str, str]]:
+    """(command, group, option) for every option of every group a command composes."""
+    return [
+        (command, group, option)
+        for command in COMMANDS
+        for group, option in _options()
+        if group in _groups_of(command)
+    ]
+
+
+@pytest.mark.parametrize(("command", "group", "option"), _uses())
+def test_every_group_option_composes(command, group, option):
+    cfg = _compose([f"{group}={option}", *REQUIRED.get(f"{group}/{option}", [])], command)
+    assert isinstance(cfg, COMMANDS[command])
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_composes_as_shipped(command):
+    assert isinstance(_compose([], command), COMMANDS[command])
+
+
+def test_groups_cover_the_schemas():
     groups = {group for group, _ in _options()}
-    assert groups == set(PretrainConfig.__dataclass_fields__)
+    fields = {f for schema in COMMANDS.values() for f in schema.__dataclass_fields__}
+    assert groups == fields
 
 
 def test_misspelt_key_fails():

@@ -69,7 +69,7 @@ def _train(tmp_path, batch_size: int, grad_accum: int) -> tuple[list[float], dic
         model=model,
         objective=RaggedCausalLM(),
         train_set=data,
-        eval_set=data,
+        eval_sets={"validation": data},
         cfg=cfg,
         accelerator=Accelerator(cpu=True),
         run=run,

@@ -7,6 +7,7 @@ from typing import Any
 
 from accelerate.utils import set_seed
 
+from llmtrain import models
 from llmtrain.config import PretrainConfig
 from llmtrain.console import Console
 from llmtrain.data.packing import BlockDataset, pack_blocks
@@ -37,7 +38,7 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             corpus["train"],
             cache,
             max_length=cfg.model.max_position_embeddings,
-            fallback_path=cfg.model.name_or_path,
+            fallback_path=models.source(cfg.model),
         )
         train_set = BlockDataset(pack_blocks(corpus["train"], tokenizer, block, cache, "training"))
         eval_set = BlockDataset(
@@ -70,7 +71,7 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         model=model,
         objective=objective,
         train_set=train_set,
-        eval_set=eval_set,
+        eval_sets={"validation": eval_set},
         cfg=cfg.trainer,
         accelerator=accelerator,
         run=run,
@@ -82,8 +83,8 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             model.save_pretrained(str(tmp))
             save_tokenizer(tokenizer, tmp)
     summary = {
-        "loss": result["eval"]["loss"],
-        "perplexity": result["eval"]["perplexity"],
+        "loss": result["eval"].metrics["loss"],
+        "perplexity": result["eval"].metrics["perplexity"],
         "steps": result["steps"],
         "tokens": result["tokens"],
         "train_seconds": round(result["train_seconds"], 3),

@@ -32,20 +32,25 @@ _FORMATS = {
 }
 
 
-def load_corpus(cfg: DataConfig, seed: int) -> datasets.DatasetDict:
-    """Load the configured corpus and make sure it has a non-empty train and validation split."""
+def load_corpus(cfg: DataConfig, seed: int, need_train: bool = True) -> datasets.DatasetDict:
+    """Load the configured corpus and make sure it has a non-empty train and validation split.
+
+    With `need_train=False` (evaluation), given validation files are read alone.
+    """
     cache = Path(cfg.cache_dir).expanduser()
     if cfg.source is Source.stdlib_docs:
         train, validation = _stdlib_docs(cache), None
     elif cfg.source is Source.text_files:
-        if not cfg.train_files:
-            raise ConfigError("data.train_files is empty: name at least one file")
-        train = _read_files(cfg.train_files, cfg.text_field, cache, "data.train_files")
         validation = None
         if cfg.validation_files:
             validation = _read_files(
                 cfg.validation_files, cfg.text_field, cache, "data.validation_files"
             )
+            if not need_train:
+                return datasets.DatasetDict(validation=_non_empty(validation, cfg))
+        if not cfg.train_files:
+            raise ConfigError("data.train_files is empty: name at least one file")
+        train = _read_files(cfg.train_files, cfg.text_field, cache, "data.train_files")
     else:
         train, validation = _hub(cfg, cache)
 
@@ -54,10 +59,14 @@ def load_corpus(cfg: DataConfig, seed: int) -> datasets.DatasetDict:
         raise DataError(f"the training corpus ({_describe(cfg)}) holds no text")
     if validation is None:
         train, validation = _hold_out(train, cfg.validation_fraction, seed, cfg)
+    return datasets.DatasetDict(train=train, validation=_non_empty(validation, cfg))
+
+
+def _non_empty(validation: datasets.Dataset, cfg: DataConfig) -> datasets.Dataset:
     validation = _drop_blank(validation)
     if len(validation) == 0:
         raise DataError(f"the validation corpus ({_describe(cfg)}) holds no text")
-    return datasets.DatasetDict(train=train, validation=validation)
+    return validation
 
 
 def stdlib_docstrings() -> list[str]:

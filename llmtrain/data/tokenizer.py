@@ -54,8 +54,12 @@ def build_tokenizer(
     cache_dir: Path,
     max_length: int,
     fallback_path: str | None = None,
+    fingerprint: str | None = None,
 ) -> PreTrainedTokenizerBase:
-    """The configured tokenizer: loaded (cfg.name_or_path, else the model's own), or trained."""
+    """The configured tokenizer: loaded (cfg.name_or_path, else the model's own), or trained.
+
+    A trained one is cached under the corpus's `fingerprint` (default: the datasets one).
+    """
     source = cfg.name_or_path or fallback_path
     if source:
         return load_tokenizer(source)
@@ -72,7 +76,7 @@ def build_tokenizer(
         "min_frequency": cfg.min_frequency,
         "lowercase": lowercase,
         "max_length": max_length,
-        "corpus": corpus._fingerprint,
+        "corpus": fingerprint or corpus._fingerprint,
         "version": _TRAINER_VERSION,
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,8 +27,9 @@ from llmtrain.errors import ConfigError, DataError
 from llmtrain.objectives import Objective
 from llmtrain.rundir import RunDir
 from llmtrain.train.checkpoint import save_checkpoint
+from llmtrain.train.evaluate import Evaluation, evaluate
 from llmtrain.train.optim import build_optimizer, build_scheduler
-from llmtrain.train.sampler import EVAL_EPOCH, make_loader
+from llmtrain.train.sampler import make_loader
 
 
 class LossModule(torch.nn.Module):
@@ -42,6 +45,18 @@ class LossModule(torch.nn.Module):
 
 
 @dataclass
+class Selection:
+    """Keep the model with the best `metric` in <run>/best/ (written by `export`)."""
+
+    metric: str
+    export: Callable[[Path], None]
+    greater_is_better: bool = True
+
+    def better(self, new: float, old: float | None) -> bool:
+        return old is None or (new > old if self.greater_is_better else new < old)
+
+
+@dataclass
 class Position:
     """Where training is: optimizer steps done, and the next micro-batch to draw."""
 
@@ -49,6 +64,9 @@ class Position:
     epoch: int = 0
     batch_in_epoch: int = 0
     tokens: int = 0
+    best: float | None = None
+    best_step: int | None = None
+    evals_since_best: int = 0
 
 
 def check_trainer(cfg: TrainerConfig) -> None:
@@ -105,56 +123,24 @@ def total_steps(cfg: TrainerConfig, n_examples: int, world: int) -> int:
     return steps
 
 
-def evaluate(
-    model: torch.nn.Module,
-    objective: Objective,
-    dataset: Dataset,
-    cfg: TrainerConfig,
-    accelerator: Accelerator,
-) -> dict[str, float]:
-    """Mean loss per target over the split (each example seen once over all processes).
-
-    `model` is the bare model, never a DDP wrapper: ranks may see different numbers of batches.
-    """
-    was_training = model.training
-    model.eval()
-    loader = make_loader(
-        dataset,
-        objective.collate,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        epoch=EVAL_EPOCH,
-        rank=accelerator.process_index,
-        world=accelerator.num_processes,
-        shuffle=False,
-    )
-    sums = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
-    with torch.no_grad(), accelerator.autocast():
-        for i, batch in enumerate(loader):
-            if cfg.eval_batches is not None and i >= cfg.eval_batches:
-                break
-            loss_sum, n = objective.loss(model, _to(batch, accelerator.device))
-            sums += torch.stack([loss_sum.double(), n.double()])
-    sums = accelerator.reduce(sums, "sum")
-    model.train(was_training)
-    loss = (sums[0] / sums[1].clamp(min=1)).item()
-    return {"loss": loss, "perplexity": math.exp(loss) if loss < 80 else math.inf}
-
-
 def fit(
     *,
     model: torch.nn.Module,
     objective: Objective,
     train_set: Dataset,
-    eval_set: Dataset,
+    eval_sets: dict[str, Dataset],
     cfg: TrainerConfig,
     accelerator: Accelerator,
     run: RunDir,
     console: Console,
     run_config: dict[str, Any],
+    select: Selection | None = None,
 ) -> dict[str, Any]:
-    """Train to the configured number of steps; returns counters and the last evaluation."""
+    """Train to the configured number of steps (or until early stopping); returns counters, the
+    last evaluation and, with `select`, the best one."""
     check_trainer(cfg)
+    if cfg.early_stopping and select is None:
+        raise ConfigError("trainer.early_stopping needs a task metric to watch (llmtrain finetune)")
     world = accelerator.num_processes
     steps = total_steps(cfg, len(train_set), world)
     optimizer = build_optimizer(model, cfg, accelerator.device.type)
@@ -183,11 +169,28 @@ def fit(
                 yield batch
             pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
 
-    def log_eval() -> dict[str, float]:
-        metrics = evaluate(model, objective, eval_set, cfg, accelerator)
-        run.log({"step": pos.step, "split": "eval", **metrics})
-        console.eval(pos.step, metrics)
-        return metrics
+    best_eval: Evaluation | None = None
+
+    def log_eval() -> Evaluation:
+        nonlocal best_eval
+        result = evaluate(model, objective, eval_sets, cfg, accelerator)
+        run.log({"step": pos.step, "split": "eval", **result.metrics})
+        console.eval(pos.step, result.metrics)
+        if select is not None:
+            value = result.metrics[select.metric]
+            if select.better(value, pos.best):
+                pos.best, pos.best_step, pos.evals_since_best, best_eval = (
+                    value,
+                    pos.step,
+                    0,
+                    result,
+                )
+                with run.write_dir("best") as tmp:
+                    if tmp is not None:
+                        select.export(tmp)
+            else:
+                pos.evals_since_best += 1
+        return result
 
     last_eval = log_eval()  # the starting point, so every curve shows where it began
     batches = draw()
@@ -264,6 +267,13 @@ def fit(
                 console.step(pos.step)
             if (cfg.eval_every and pos.step % cfg.eval_every == 0) or pos.step == steps:
                 last_eval = log_eval()
+                if cfg.early_stopping and pos.evals_since_best >= cfg.early_stopping:
+                    console.line(
+                        f"early stopping at step {pos.step}: no better {select.metric} in "
+                        f"{cfg.early_stopping} evaluations "
+                        f"(best {pos.best:.4g} at step {pos.best_step})"
+                    )
+                    steps = pos.step  # the end-of-training checkpoint below follows
             if (cfg.save_every and pos.step % cfg.save_every == 0) or pos.step == steps:
                 state = {"position": asdict(pos), "config": run_config}
                 save_checkpoint(run, pos.step, model, optimizer, scheduler, state)
@@ -277,6 +287,8 @@ def fit(
         "train_seconds": train_time,
         "tokens_per_s": pos.tokens / max(train_time, 1e-9),
         "eval": last_eval,
+        "best": best_eval,
+        "best_step": pos.best_step,
     }
 
 

@@ -1,0 +1,99 @@
+"""One pass over evaluation splits: loss per target, and predictions and metrics where the
+objective makes predictions. Each example is seen once over all processes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch.utils.data import Dataset
+
+from llmtrain.config import TrainerConfig
+from llmtrain.metrics import perplexity
+from llmtrain.objectives import IGNORE, Objective
+from llmtrain.train.sampler import EVAL_EPOCH, make_loader
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    # split -> (index, prediction, reference) for every example, in index order
+    predictions: dict[str, list[tuple[int, Any, Any]]] = field(default_factory=dict)
+
+
+def _labelled(reference: Any) -> bool:
+    return not (reference == IGNORE or (isinstance(reference, float) and math.isnan(reference)))
+
+
+def evaluate(
+    model: torch.nn.Module,
+    objective: Objective,
+    splits: dict[str, Dataset],
+    cfg: TrainerConfig,
+    accelerator: Accelerator,
+) -> Evaluation:
+    """Metrics of the first split unprefixed (`loss`, `accuracy`), of the others prefixed by
+    the split's name (`mismatched_accuracy`).
+
+    `model` is the bare model, never a DDP wrapper: ranks may see different numbers of batches.
+    """
+    was_training = model.training
+    model.eval()
+    result = Evaluation({})
+    for number, (name, dataset) in enumerate(splits.items()):
+        prefix = "" if number == 0 else f"{name}_"
+        loss, rows = _one_split(model, objective, dataset, cfg, accelerator)
+        if loss is not None:
+            result.metrics[f"{prefix}loss"] = loss
+        if rows is None:
+            if loss is not None:
+                result.metrics[f"{prefix}perplexity"] = perplexity(loss)
+            continue
+        result.predictions[name] = rows
+        labelled = [(p, r) for _, p, r in rows if _labelled(r)]
+        if labelled:
+            preds, refs = zip(*labelled, strict=True)
+            for key, value in objective.metrics(list(preds), list(refs)).items():
+                result.metrics[f"{prefix}{key}"] = value
+    model.train(was_training)
+    return result
+
+
+def _one_split(model, objective, dataset, cfg, accelerator):
+    loader = make_loader(
+        dataset,
+        objective.collate,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        epoch=EVAL_EPOCH,
+        rank=accelerator.process_index,
+        world=accelerator.num_processes,
+        shuffle=False,
+    )
+    predicts = hasattr(objective, "predict")
+    sums = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    rows: list[tuple[int, Any, Any]] = []
+    with torch.no_grad(), accelerator.autocast():
+        for i, batch in enumerate(loader):
+            if cfg.eval_batches is not None and i >= cfg.eval_batches:
+                break
+            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+            if predicts:
+                loss_sum, n, preds = objective.predict(model, batch)
+                rows += zip(
+                    batch["index"].tolist(), preds.tolist(), batch["labels"].tolist(), strict=True
+                )
+            else:
+                loss_sum, n = objective.loss(model, batch)
+            sums += torch.stack([loss_sum.double(), n.double()])
+    sums = accelerator.reduce(sums, "sum").tolist()
+    loss = sums[0] / sums[1] if sums[1] > 0 else None
+    if not predicts:
+        return loss, None
+    if accelerator.num_processes > 1:
+        rows = gather_object(rows)
+    return loss, sorted(rows)
