@@ -136,6 +136,9 @@ class TrainerConfig:
     save_every: int = opt(500, "steps between checkpoints (and one at the end)")
     keep_last: int = opt(2, "checkpoints kept; older ones go once a new one is complete")
     num_workers: int = opt(0, "DataLoader worker processes")
+    group_by_length: bool = opt(
+        True, "fine-tuning: batch examples of similar length together (less padding)"
+    )
     early_stopping: int | None = opt(
         None, "stop after this many evaluations without a better main metric (fine-tuning)"
     )

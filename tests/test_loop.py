@@ -137,3 +137,21 @@ def test_weight_decay_spares_biases_and_norms():
     assert all(
         names[id(p)].endswith("bias") or "LayerNorm" in names[id(p)] for p in no_decay["params"]
     )
+
+
+def test_length_grouping_cuts_padding_and_keeps_every_example():
+    lengths = torch.randint(5, 60, (1000,))
+    grouped = [i for _, i in EpochSampler(1000, seed=1, epoch=0, lengths=lengths, batch_size=10)]
+    plain = [i for _, i in EpochSampler(1000, seed=1, epoch=0)]
+    assert sorted(grouped) == list(range(1000))
+
+    def padded(order):  # token slots used when each batch pads to its longest example
+        batches = torch.tensor(order).view(-1, 10)
+        return (lengths[batches].max(1).values * 10).sum().item()
+
+    assert padded(grouped) < 0.6 * padded(plain)
+    again = [i for _, i in EpochSampler(1000, seed=1, epoch=0, lengths=lengths, batch_size=10)]
+    later = [
+        i for _, i in EpochSampler(1000, seed=1, epoch=0, lengths=lengths, batch_size=10, start=300)
+    ]
+    assert grouped == again and later == grouped[300:]

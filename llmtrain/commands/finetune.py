@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import torch
 from accelerate.utils import set_seed
 
 from llmtrain import models
@@ -81,6 +82,7 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         console=console,
         run_config=resolved,
         select=Selection(main, export),
+        train_lengths=torch.tensor([len(ids) for ids in encoded["train"]["input_ids"]]),
     )
     run.promote("best", "final")
     accelerator.wait_for_everyone()

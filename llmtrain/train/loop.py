@@ -135,6 +135,7 @@ def fit(
     console: Console,
     run_config: dict[str, Any],
     select: Selection | None = None,
+    train_lengths: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Train to the configured number of steps (or until early stopping); returns counters, the
     last evaluation and, with `select`, the best one."""
@@ -163,6 +164,7 @@ def fit(
                 start_batch=pos.batch_in_epoch,
                 num_workers=cfg.num_workers,
                 pin_memory=accelerator.device.type == "cuda",
+                lengths=train_lengths if cfg.group_by_length else None,
             )
             for batch in loader:
                 pos.batch_in_epoch += 1

@@ -27,9 +27,12 @@ class EpochSampler(Sampler):
         world: int = 1,
         shuffle: bool = True,
         start: int = 0,
+        lengths: torch.Tensor | None = None,
+        batch_size: int = 1,
     ) -> None:
         self.n, self.seed, self.epoch = n, seed, epoch
         self.rank, self.world, self.shuffle, self.start = rank, world, shuffle, start
+        self.lengths, self.batch_size = lengths, batch_size
 
     def _indices(self) -> torch.Tensor:
         if not self.shuffle:
@@ -38,7 +41,10 @@ class EpochSampler(Sampler):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=g)
         per_rank = self.n // self.world  # equal shares, so ranks step together
-        return order[: per_rank * self.world][self.rank :: self.world]
+        mine = order[: per_rank * self.world][self.rank :: self.world]
+        if self.lengths is None:
+            return mine
+        return group_by_length(mine, self.lengths, self.batch_size, g)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         for i in self._indices()[self.start :].tolist():
@@ -46,6 +52,26 @@ class EpochSampler(Sampler):
 
     def __len__(self) -> int:
         return max(0, len(self._indices()) - self.start)
+
+
+def group_by_length(
+    order: torch.Tensor,
+    lengths: torch.Tensor,
+    batch_size: int,
+    g: torch.Generator,
+    window: int = 50,
+) -> torch.Tensor:
+    """Reorder so each batch holds examples of similar length (little padding), yet stays
+    random: sort within windows of `window` batches, then shuffle the full batches. A ragged
+    last batch stays last (training drops it)."""
+    chunks = order.split(batch_size * window)
+    ordered = torch.cat(
+        [c[torch.argsort(lengths[c], descending=True, stable=True)] for c in chunks]
+    )
+    full = len(ordered) // batch_size * batch_size
+    batches = ordered[:full].view(-1, batch_size)
+    batches = batches[torch.randperm(len(batches), generator=g)]
+    return torch.cat([batches.reshape(-1), ordered[full:]])
 
 
 class Keyed(Dataset):
@@ -77,6 +103,7 @@ def make_loader(
     start_batch: int = 0,
     num_workers: int = 0,
     pin_memory: bool = False,
+    lengths: torch.Tensor | None = None,
 ) -> DataLoader:
     sampler = EpochSampler(
         len(dataset),
@@ -86,6 +113,8 @@ def make_loader(
         world=world,
         shuffle=shuffle,
         start=start_batch * batch_size,
+        lengths=lengths,
+        batch_size=batch_size,
     )
     return DataLoader(
         Keyed(dataset, seed),
