@@ -8,6 +8,7 @@ and exit code 2. `llmtrain --help` answers without importing torch.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -20,6 +21,7 @@ COMMANDS = {
     "evaluate": "a model's task metrics and predictions (task=…) or perplexity (data=…)",
 }
 EXIT_USER_ERROR = 2
+_WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
 def config_dir() -> Path:
@@ -73,22 +75,23 @@ def main(argv: list[str] | None = None) -> None:
         message = _user_error(e)
         if message is None or wants_traceback:
             raise
-        failures = [message]
+        failures = [(message, getattr(e, "exit_code", EXIT_USER_ERROR))]
     if failures:
-        for message in dict.fromkeys(failures):  # a sweep repeats the same mistake per job
+        for message, _ in dict.fromkeys(failures):  # a sweep repeats the same mistake per job
             print(f"llmtrain {command}: error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        sys.exit(failures[0][1])
 
 
-def _run_hydra(command: str, wants_traceback: bool) -> list[str]:
-    """Run the command through Hydra; returns the user errors its jobs ended with."""
+def _run_hydra(command: str, wants_traceback: bool) -> list[tuple[str, int]]:
+    """Run the command through Hydra; returns the user errors its jobs ended with, and their
+    exit codes."""
     import hydra
 
     from llmtrain.config import register_schemas
 
     register_schemas()
 
-    failures: list[str] = []
+    failures: list[tuple[str, int]] = []
 
     def task(cfg: Any) -> Any:
         from hydra.core.hydra_config import HydraConfig
@@ -105,7 +108,7 @@ def _run_hydra(command: str, wants_traceback: bool) -> list[str]:
             message = _user_error(e)
             if message is None or wants_traceback:
                 raise
-            failures.append(message)
+            failures.append((message, getattr(e, "exit_code", EXIT_USER_ERROR)))
 
     hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)(task)()
     return failures
@@ -120,6 +123,8 @@ def _user_error(e: BaseException) -> str | None:
 
     if isinstance(e, LlmtrainError):
         return str(e)
+    if isinstance(e, OSError) and e.filename and e.errno in _WRITE_ERRORS:
+        return f"cannot write {e.filename}: {e.strerror}"
     if isinstance(e, MissingMandatoryValue):
         return f"missing value for {e.full_key}: set it, e.g. {e.full_key}=..."
     if isinstance(e, MissingConfigException):

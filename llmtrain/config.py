@@ -51,6 +51,11 @@ class Schedule(Enum):
     constant = "constant"
 
 
+class DecodeErrors(Enum):
+    strict = "strict"
+    replace = "replace"
+
+
 class Precision(Enum):
     no = "no"
     bf16 = "bf16"
@@ -72,6 +77,9 @@ class DataConfig:
     train_split: str = opt("train", "hub split to train on (source=hf)")
     validation_split: str | None = opt(None, "hub split to evaluate on; null: hold out a fraction")
     text_field: str = opt("text", "column holding the text (.jsonl, .parquet, hub)")
+    decode_errors: DecodeErrors = opt(
+        DecodeErrors.strict, "bytes that are not UTF-8 in .txt files: strict (stop), replace"
+    )
     cache_dir: str = opt(CACHE_DIR, CACHE_HELP)
 
 
@@ -139,6 +147,16 @@ class TrainerConfig:
     group_by_length: bool = opt(
         True, "fine-tuning: batch examples of similar length together (less padding)"
     )
+    resume: str = opt(
+        "auto", "auto: continue from the run directory's newest good checkpoint; none; or a PATH"
+    )
+    overwrite: bool = opt(
+        False, "with resume=none, start afresh in a run directory that has checkpoints"
+    )
+    allow_config_change: bool = opt(
+        False, "resume although training-relevant settings differ from the checkpoint's"
+    )
+    max_bad_steps: int = opt(10, "consecutive non-finite losses or gradients before the run stops")
     early_stopping: int | None = opt(
         None, "stop after this many evaluations without a better main metric (fine-tuning)"
     )
@@ -170,6 +188,25 @@ class PretrainConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
+
+# Keys that may change between a checkpoint and its resumption without changing what is trained.
+RESUME_FREE_KEYS = {
+    "trainer.max_steps",
+    "trainer.epochs",
+    "trainer.log_every",
+    "trainer.eval_every",
+    "trainer.eval_batches",
+    "trainer.save_every",
+    "trainer.keep_last",
+    "trainer.num_workers",
+    "trainer.early_stopping",
+    "trainer.resume",
+    "trainer.overwrite",
+    "trainer.allow_config_change",
+    "trainer.max_bad_steps",
+    "data.cache_dir",
+    "task.cache_dir",
+}
 
 GROUPS = {
     "data": DataConfig,

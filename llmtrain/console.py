@@ -40,8 +40,15 @@ class Console:
         self._task = None
 
     def line(self, text: str) -> None:
-        if self.enabled:
-            self.rich.print(text, markup=False) if not self.live else self.rich.print(text)
+        if not self.enabled:
+            return
+        if self.live:
+            self.rich.print(text, markup=False)
+        else:  # logs and CI: one unwrapped line per message
+            print(text, flush=True)
+
+    def warn(self, text: str) -> None:
+        self.line(f"warning: {text}")
 
     def table(self, title: str, rows: dict[str, Any]) -> None:
         if not self.enabled:

@@ -1,8 +1,11 @@
-"""The error types components raise for user mistakes; the CLI turns them into one line."""
+"""The error types components raise for what a user can fix or act on; the CLI turns each into
+one line and the exit code it carries."""
 
 
 class LlmtrainError(Exception):
     """A mistake in the user's config or data: the message names the key, file or row."""
+
+    exit_code = 2
 
 
 class ConfigError(LlmtrainError):
@@ -11,3 +14,11 @@ class ConfigError(LlmtrainError):
 
 class DataError(LlmtrainError):
     """Input data that cannot be used (empty, undecodable, malformed), with file and row."""
+
+
+class TrainingStopped(LlmtrainError):
+    """Training ended early on purpose: a signal, or too many non-finite steps in a row."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

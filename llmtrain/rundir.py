@@ -89,6 +89,35 @@ class RunDir:
         found = [p for p in self.checkpoints.glob("step-*") if p.name[5:].isdigit()]
         return sorted(found, key=lambda p: int(p.name[5:]))
 
+    def truncate_metrics(self, last_step: int | None) -> None:
+        """Drop metrics.jsonl rows after `last_step` (all rows for None): a resumed run logs
+        those steps again, exactly as the interrupted run would have."""
+        if not self.is_main or not self.metrics.exists():
+            return
+        rows = self.metrics.read_text().splitlines()
+        keep = [] if last_step is None else [r for r in rows if json.loads(r)["step"] <= last_step]
+        atomic_write_text(self.metrics, "".join(r + "\n" for r in keep))
+
+    def clear(self) -> None:
+        """Remove what a previous run wrote (for a deliberate fresh start); .hydra/ stays."""
+        if self.is_main:
+            for path in (
+                self.checkpoints,
+                self.path / "best",
+                self.final,
+                self.path / "predictions",
+            ):
+                shutil.rmtree(path, ignore_errors=True)
+            for path in (self.metrics, self.summary):
+                path.unlink(missing_ok=True)
+
+    def remove_scratch(self) -> None:
+        """Remove half-written directories a killed process left behind (never read anyway)."""
+        if self.is_main:
+            for parent in (self.path, self.checkpoints):
+                for tmp in parent.glob(".*.tmp-*") if parent.is_dir() else []:
+                    shutil.rmtree(tmp, ignore_errors=True)
+
     def prune_checkpoints(self, keep: int) -> None:
         """Remove all but the newest `keep` checkpoints (called after a new one is complete)."""
         if self.is_main and keep > 0:

@@ -92,9 +92,8 @@ def _eval_with_llmtrain(run_dir: Path, model: torch.nn.Module, tokenizer) -> flo
         "validation",
     )
     objective = build_objective(cfg.objective, tokenizer)
-    return evaluate(model, objective, BlockDataset(blocks), cfg.trainer, Accelerator(cpu=True))[
-        "loss"
-    ]
+    splits = {"validation": BlockDataset(blocks)}
+    return evaluate(model, objective, splits, cfg.trainer, Accelerator(cpu=True)).metrics["loss"]
 
 
 def test_final_mlm_reloads_with_transformers_alone(mlm_run, cache_dir, monkeypatch):

@@ -17,7 +17,7 @@ from pathlib import Path
 import datasets
 
 from llmtrain.atomic import atomic_dir
-from llmtrain.config import DataConfig, Source
+from llmtrain.config import DataConfig, DecodeErrors, Source
 from llmtrain.errors import ConfigError, DataError
 
 # Bump when the extraction below changes, so caches built by older code are not reused.
@@ -43,14 +43,12 @@ def load_corpus(cfg: DataConfig, seed: int, need_train: bool = True) -> datasets
     elif cfg.source is Source.text_files:
         validation = None
         if cfg.validation_files:
-            validation = _read_files(
-                cfg.validation_files, cfg.text_field, cache, "data.validation_files"
-            )
+            validation = _read_files(cfg.validation_files, cfg, cache, "data.validation_files")
             if not need_train:
                 return datasets.DatasetDict(validation=_non_empty(validation, cfg))
         if not cfg.train_files:
             raise ConfigError("data.train_files is empty: name at least one file")
-        train = _read_files(cfg.train_files, cfg.text_field, cache, "data.train_files")
+        train = _read_files(cfg.train_files, cfg, cache, "data.train_files")
     else:
         train, validation = _hub(cfg, cache)
 
@@ -98,7 +96,7 @@ def _stdlib_docs(cache: Path) -> datasets.Dataset:
     return datasets.load_from_disk(str(target))
 
 
-def _read_files(files: list[str], text_field: str, cache: Path, key: str) -> datasets.Dataset:
+def _read_files(files: list[str], cfg: DataConfig, cache: Path, key: str) -> datasets.Dataset:
     paths = [Path(f).expanduser() for f in files]
     for p in paths:
         if not p.is_file():
@@ -113,9 +111,13 @@ def _read_files(files: list[str], text_field: str, cache: Path, key: str) -> dat
     for p in paths:
         if p.stat().st_size == 0:
             raise DataError(f"{p}: the file is empty")
-        if kind == "text":
+        if kind == "text" and cfg.decode_errors is DecodeErrors.strict:
             _check_utf8(p)
-    extra = {"sample_by": "paragraph"} if kind == "text" else {}
+    extra = (
+        {"sample_by": "paragraph", "encoding_errors": cfg.decode_errors.value}
+        if kind == "text"
+        else {}
+    )
     try:
         ds = datasets.load_dataset(
             kind,
@@ -128,11 +130,12 @@ def _read_files(files: list[str], text_field: str, cache: Path, key: str) -> dat
         raise DataError(
             f"{key}: cannot read {', '.join(map(str, paths))}: {e.__cause__ or e}"
         ) from e
-    return _text_column(ds, text_field, f"{key} ({', '.join(map(str, paths))})")
+    return _text_column(ds, cfg.text_field, f"{key} ({', '.join(map(str, paths))})")
 
 
 def _check_utf8(path: Path) -> None:
-    """Name the file, line and byte offset of the first undecodable byte."""
+    """Name the file, line and byte offset of the first undecodable byte
+    (data.decode_errors=replace substitutes U+FFFD instead)."""
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
             try:

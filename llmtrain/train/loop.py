@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,19 @@ from torch.utils.data import Dataset
 
 from llmtrain.config import Precision, TrainerConfig
 from llmtrain.console import Console
-from llmtrain.errors import ConfigError, DataError
+from llmtrain.errors import ConfigError, DataError, TrainingStopped
 from llmtrain.objectives import Objective
 from llmtrain.rundir import RunDir
-from llmtrain.train.checkpoint import save_checkpoint
+from llmtrain.train.checkpoint import (
+    changed_settings,
+    find_resume,
+    load_checkpoint,
+    save_checkpoint,
+)
 from llmtrain.train.evaluate import Evaluation, evaluate
 from llmtrain.train.optim import build_optimizer, build_scheduler
 from llmtrain.train.sampler import make_loader
+from llmtrain.train.signals import StopRequest
 
 
 class LossModule(torch.nn.Module):
@@ -67,6 +74,11 @@ class Position:
     best: float | None = None
     best_step: int | None = None
     evals_since_best: int = 0
+    skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient
+    bad_in_a_row: int = 0
+    train_seconds: float = 0.0
+    # the logging window in progress: loss sum, targets, tokens, seconds
+    window: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
 
 
 def check_trainer(cfg: TrainerConfig) -> None:
@@ -85,6 +97,7 @@ def check_trainer(cfg: TrainerConfig) -> None:
         "num_workers",
         "weight_decay",
         "max_grad_norm",
+        "max_bad_steps",
     ):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"trainer.{key}={getattr(cfg, key)} must not be negative")
@@ -137,8 +150,9 @@ def fit(
     select: Selection | None = None,
     train_lengths: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Train to the configured number of steps (or until early stopping); returns counters, the
-    last evaluation and, with `select`, the best one."""
+    """Train to the configured number of steps (or until early stopping), continuing from a
+    checkpoint where `trainer.resume` finds one; returns counters, the last evaluation and,
+    with `select`, the best one."""
     check_trainer(cfg)
     if cfg.early_stopping and select is None:
         raise ConfigError("trainer.early_stopping needs a task metric to watch (llmtrain finetune)")
@@ -147,7 +161,7 @@ def fit(
     optimizer = build_optimizer(model, cfg, accelerator.device.type)
     scheduler = build_scheduler(optimizer, cfg, steps)
     module, optimizer = accelerator.prepare(LossModule(model, objective.loss), optimizer)
-    pos = Position()
+    pos = _start(run, cfg, model, optimizer, scheduler, run_config, console)
 
     def draw():
         """Micro-batches forever, epoch after epoch, from the current position."""
@@ -194,104 +208,150 @@ def fit(
                 pos.evals_since_best += 1
         return result
 
-    last_eval = log_eval()  # the starting point, so every curve shows where it began
+    def save() -> Path:
+        pos.window[:3] = window.tolist()
+        state = {"position": asdict(pos), "config": run_config}
+        path = save_checkpoint(run, pos.step, model, optimizer, scheduler, state)
+        run.prune_checkpoints(cfg.keep_last)
+        accelerator.wait_for_everyone()
+        return path
+
+    last_eval = log_eval() if pos.step == 0 else None  # the start of every curve
     batches = draw()
-    window = torch.zeros(
-        3, dtype=torch.float64, device=accelerator.device
-    )  # loss sum, targets, tokens
-    window_time = train_time = 0.0
-    grad_norm = torch.zeros((), device=accelerator.device)
+    window = torch.tensor(pos.window[:3], dtype=torch.float64, device=accelerator.device)
     console.start(steps, pos.step)
     module.train()
-    try:
-        while pos.step < steps:
-            t0 = time.perf_counter()
-            step_sums = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
-            for k in range(cfg.grad_accum):
-                batch = _to(next(batches), accelerator.device)
-                last = k == cfg.grad_accum - 1
-                with contextlib.nullcontext() if last else accelerator.no_sync(module):
-                    loss_sum, n = module(batch)
-                    accelerator.backward(loss_sum)
-                tokens = (
-                    batch["attention_mask"].sum()
-                    if "attention_mask" in batch
-                    else batch["input_ids"].numel()
+    with StopRequest() as stop:
+        try:
+            while pos.step < steps:
+                t0 = time.perf_counter()
+                sums = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
+                for k in range(cfg.grad_accum):
+                    batch = _to(next(batches), accelerator.device)
+                    last = k == cfg.grad_accum - 1
+                    with contextlib.nullcontext() if last else accelerator.no_sync(module):
+                        loss_sum, n = module(batch)
+                        accelerator.backward(loss_sum)
+                    mask = batch.get("attention_mask")
+                    tokens = mask.sum() if mask is not None else batch["input_ids"].numel()
+                    sums += torch.stack(
+                        [loss_sum.detach().double(), n.double(), torch.as_tensor(tokens).to(sums)]
+                    )
+                # DDP averaged the summed gradients over processes: make them a mean per target.
+                targets = accelerator.reduce(sums[1].clone(), "sum")
+                scale = (world / targets.clamp(min=1)).float()
+                for p in module.parameters():
+                    if p.grad is not None:
+                        p.grad.mul_(scale)
+                grad_norm = accelerator.clip_grad_norm_(
+                    module.parameters(), cfg.max_grad_norm or math.inf
                 )
-                step_sums += torch.stack(
-                    [
-                        loss_sum.detach().double(),
-                        n.double(),
-                        torch.as_tensor(tokens, dtype=torch.float64, device=step_sums.device),
-                    ]
-                )
-            # DDP averaged the summed gradients over processes; turn that into a mean per target.
-            targets = accelerator.reduce(step_sums[1].clone(), "sum")
-            scale = (world / targets.clamp(min=1)).float()
-            for p in module.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(scale)
-            grad_norm = accelerator.clip_grad_norm_(
-                module.parameters(), cfg.max_grad_norm or math.inf
-            )
-            optimizer.step()
-            if not accelerator.optimizer_step_was_skipped:
-                scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            pos.step += 1
-            window += step_sums
-            elapsed = time.perf_counter() - t0
-            window_time += elapsed
-            train_time += elapsed
+                finite = bool(torch.isfinite(grad_norm) & torch.isfinite(sums[0]))
+                if finite:  # a non-finite loss or gradient skips the update, data moves on
+                    optimizer.step()
+                    if not accelerator.optimizer_step_was_skipped:
+                        scheduler.step()
+                    window += sums
+                    pos.bad_in_a_row = 0
+                else:
+                    pos.skipped_steps += 1
+                    pos.bad_in_a_row += 1
+                optimizer.zero_grad(set_to_none=True)
+                pos.step += 1
+                elapsed = time.perf_counter() - t0
+                pos.window[3] += elapsed
+                pos.train_seconds += elapsed
 
-            if pos.step % cfg.log_every == 0 or pos.step == steps:
-                totals = accelerator.reduce(window, "sum").tolist()
-                pos.tokens += int(totals[2])
-                row = {
-                    "loss": totals[0] / max(totals[1], 1),
-                    "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": float(grad_norm),
-                    "tokens_per_s": totals[2] / max(window_time, 1e-9),
-                }
-                run.log(
-                    {
-                        "step": pos.step,
-                        "split": "train",
-                        **row,
+                if pos.bad_in_a_row >= cfg.max_bad_steps:
+                    good = run.list_checkpoints()
+                    raise TrainingStopped(
+                        f"stopped at step {pos.step}: {pos.bad_in_a_row} non-finite losses or "
+                        f"gradients in a row (trainer.max_bad_steps); the last good checkpoint is "
+                        f"{good[-1] if good else 'none (no checkpoint was written yet)'}"
+                    )
+                if pos.step % cfg.log_every == 0 or pos.step == steps:
+                    totals = accelerator.reduce(window, "sum").tolist()
+                    pos.tokens += int(totals[2])
+                    row = {
+                        "loss": totals[0] / max(totals[1], 1),
+                        "lr": scheduler.get_last_lr()[0],
+                        "grad_norm": float(grad_norm),
+                        "tokens_per_s": totals[2] / max(pos.window[3], 1e-9),
+                    }
+                    extra = {
                         "tokens": pos.tokens,
                         "epoch": pos.epoch,
+                        "skipped_steps": pos.skipped_steps,
                     }
-                )
-                console.step(pos.step, row)
-                window.zero_()
-                window_time = 0.0
-            else:
-                console.step(pos.step)
-            if (cfg.eval_every and pos.step % cfg.eval_every == 0) or pos.step == steps:
-                last_eval = log_eval()
-                if cfg.early_stopping and pos.evals_since_best >= cfg.early_stopping:
-                    console.line(
-                        f"early stopping at step {pos.step}: no better {select.metric} in "
-                        f"{cfg.early_stopping} evaluations "
-                        f"(best {pos.best:.4g} at step {pos.best_step})"
+                    run.log({"step": pos.step, "split": "train", **row, **extra})
+                    console.step(pos.step, row)
+                    window.zero_()
+                    pos.window[3] = 0.0
+                else:
+                    console.step(pos.step)
+                if (cfg.eval_every and pos.step % cfg.eval_every == 0) or pos.step == steps:
+                    last_eval = log_eval()
+                    if cfg.early_stopping and pos.evals_since_best >= cfg.early_stopping:
+                        console.line(
+                            f"early stopping at step {pos.step}: no better {select.metric} in "
+                            f"{cfg.early_stopping} evaluations "
+                            f"(best {pos.best:.4g} at step {pos.best_step})"
+                        )
+                        steps = pos.step  # the end-of-training checkpoint below follows
+                interrupted = stop.requested(accelerator)
+                if (
+                    (cfg.save_every and pos.step % cfg.save_every == 0)
+                    or pos.step == steps
+                    or interrupted
+                ):
+                    path = save()
+                if interrupted and pos.step < steps:
+                    name = signal.Signals(stop.signum).name
+                    raise TrainingStopped(
+                        f"stopped by {name} at step {pos.step}; checkpoint {path}. "
+                        f"Run the same command with hydra.run.dir={run.path} to continue",
+                        exit_code=128 + stop.signum,
                     )
-                    steps = pos.step  # the end-of-training checkpoint below follows
-            if (cfg.save_every and pos.step % cfg.save_every == 0) or pos.step == steps:
-                state = {"position": asdict(pos), "config": run_config}
-                save_checkpoint(run, pos.step, model, optimizer, scheduler, state)
-                run.prune_checkpoints(cfg.keep_last)
-                accelerator.wait_for_everyone()
-    finally:
-        console.stop()
+        finally:
+            console.stop()
+    if last_eval is None:  # resumed from the final checkpoint: nothing left to train
+        last_eval = log_eval()
     return {
         "steps": pos.step,
         "tokens": pos.tokens,
-        "train_seconds": train_time,
-        "tokens_per_s": pos.tokens / max(train_time, 1e-9),
+        "train_seconds": pos.train_seconds,
+        "tokens_per_s": pos.tokens / max(pos.train_seconds, 1e-9),
         "eval": last_eval,
         "best": best_eval,
         "best_step": pos.best_step,
     }
+
+
+def _start(run, cfg, model, optimizer, scheduler, run_config, console) -> Position:
+    """A fresh position, or the one in the checkpoint `trainer.resume` points to."""
+    run.remove_scratch()
+    path = find_resume(run, cfg.resume, console.warn)
+    if path is None:
+        if cfg.resume == "none" and run.list_checkpoints():
+            if not cfg.overwrite:
+                raise ConfigError(
+                    f"{run.path} already has checkpoints: resume with trainer.resume=auto, or "
+                    "start afresh there with trainer.overwrite=true"
+                )
+            run.clear()
+        run.truncate_metrics(None)
+        return Position()
+    state = load_checkpoint(path, model, optimizer, scheduler)
+    changed = changed_settings(state["config"], run_config)
+    if changed and not cfg.allow_config_change:
+        raise ConfigError(
+            f"cannot resume from {path}: training settings differ: {', '.join(changed)} "
+            "(trainer.allow_config_change=true resumes anyway)"
+        )
+    pos = Position(**state["position"])
+    run.truncate_metrics(pos.step)
+    console.line(f"resuming from {path} (step {pos.step})")
+    return pos
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

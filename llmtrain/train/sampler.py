@@ -124,4 +124,7 @@ def make_loader(
         drop_last=shuffle,  # training drops a ragged last batch; evaluation keeps every example
         num_workers=num_workers,
         pin_memory=pin_memory,
+        # Its own generator: creating an iterator must not draw from the global RNG, or a
+        # resumed run's dropout would differ from the uninterrupted run's.
+        generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
     )
