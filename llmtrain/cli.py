@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,19 @@ def main(argv: list[str] | None = None) -> None:
     # exiting; we turn the exception into one line. A user who set it gets the traceback.
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    scratch = None
+    if int(os.environ.get("RANK", "0")) > 0:
+        # Ranks > 0 of a multi-process launch write nothing of Hydra's: their run directory is
+        # rank 0's, received once the processes have joined. Added after the user's arguments.
+        scratch = tempfile.mkdtemp(prefix="llmtrain-rank-")
+        mine = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.output_subdir=")
+        rest = [a for a in rest if not a.startswith(mine)] + [
+            f"hydra.run.dir={scratch}",
+            f"hydra.sweep.dir={scratch}",
+            "hydra.output_subdir=null",
+            "hydra/job_logging=none",
+            "hydra/hydra_logging=none",
+        ]
     sys.argv = [f"llmtrain-{command}", *rest]
     try:
         failures = _run_hydra(command, wants_traceback)
@@ -76,6 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         if message is None or wants_traceback:
             raise
         failures = [(message, getattr(e, "exit_code", EXIT_USER_ERROR))]
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     if failures:
         for message, _ in dict.fromkeys(failures):  # a sweep repeats the same mistake per job
             print(f"llmtrain {command}: error: {message}", file=sys.stderr)

@@ -56,6 +56,13 @@ class DecodeErrors(Enum):
     replace = "replace"
 
 
+class Strategy(Enum):
+    single = "single"
+    ddp = "ddp"
+    fsdp = "fsdp"
+    deepspeed = "deepspeed"
+
+
 class Precision(Enum):
     no = "no"
     bf16 = "bf16"
@@ -181,12 +188,23 @@ class TaskConfig:
 
 
 @dataclass
+class DistributedConfig:
+    strategy: Strategy = opt(
+        Strategy.single, "single (data-parallel when launched as several), ddp, fsdp, deepspeed"
+    )
+    find_unused_parameters: bool = opt(False, "ddp: let DDP look for parameters without gradients")
+    fsdp_state_dict: str = opt("full", "fsdp: checkpoint state dicts full (on rank 0) or sharded")
+    zero_stage: int = opt(2, "deepspeed: ZeRO stage, 2 or 3")
+
+
+@dataclass
 class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 # Keys that may change between a checkpoint and its resumption without changing what is trained.
@@ -215,6 +233,7 @@ GROUPS = {
     "objective": ObjectiveConfig,
     "trainer": TrainerConfig,
     "task": TaskConfig,
+    "distributed": DistributedConfig,
 }
 
 
@@ -241,6 +260,7 @@ class FinetuneConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass

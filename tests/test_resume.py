@@ -334,7 +334,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
     monkeypatch.setattr(checkpoint.torch, "save", full)
     optimizer = torch.optim.AdamW(model.parameters())
     with pytest.raises(OSError, match="No space left"):
-        checkpoint.save_checkpoint(run, 8, model, optimizer, None, {})
+        checkpoint.save_checkpoint(run, 8, model, optimizer, None, {}, [])
     assert {p.name: p.read_bytes() for p in (run.checkpoints / "step-8").iterdir()} == before
     assert checkpoint.problem(run.checkpoints / "step-8") is None
     assert not list(run.checkpoints.glob(".*"))  # no half-written directory left behind

@@ -20,8 +20,8 @@ from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.objectives import Objective, SequenceClassification, build_objective
 from llmtrain.rundir import RunDir
+from llmtrain.train.distributed import make_accelerator, shared_run_dir
 from llmtrain.train.evaluate import Evaluation, evaluate
-from llmtrain.train.loop import make_accelerator
 
 
 def predict_and_record(
@@ -48,6 +48,7 @@ def run(cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             "llmtrain evaluate needs a model: model.from_run=RUN_DIR or model.name_or_path=…"
         )
     accelerator = make_accelerator(cfg.trainer)
+    run_dir = shared_run_dir(accelerator, run_dir)
     run = RunDir(run_dir, accelerator.is_main_process)
     console = Console(accelerator.is_main_process)
     tokenizer = load_tokenizer(path)

@@ -19,12 +19,14 @@ from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokeni
 from llmtrain.models import build_classifier, count_parameters
 from llmtrain.objectives import SequenceClassification
 from llmtrain.rundir import RunDir
-from llmtrain.train.loop import Selection, check_trainer, fit, make_accelerator
+from llmtrain.train.distributed import make_accelerator, shared_run_dir
+from llmtrain.train.loop import Selection, check_trainer, fit
 
 
 def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
     check_trainer(cfg.trainer)
-    accelerator = make_accelerator(cfg.trainer)
+    accelerator = make_accelerator(cfg.trainer, cfg.distributed)
+    run_dir = shared_run_dir(accelerator, run_dir)
     set_seed(cfg.trainer.seed)
     run = RunDir(run_dir, accelerator.is_main_process)
     console = Console(accelerator.is_main_process)

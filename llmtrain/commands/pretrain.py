@@ -17,13 +17,15 @@ from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
 from llmtrain.objectives import build_objective
 from llmtrain.rundir import RunDir
-from llmtrain.train.loop import check_trainer, fit, make_accelerator
+from llmtrain.train.distributed import make_accelerator, shared_run_dir
+from llmtrain.train.loop import check_trainer, fit
 
 
 def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
     check_trainer(cfg.trainer)
     check_objective(cfg.model, cfg.objective.name)
-    accelerator = make_accelerator(cfg.trainer)
+    accelerator = make_accelerator(cfg.trainer, cfg.distributed)
+    run_dir = shared_run_dir(accelerator, run_dir)
     set_seed(cfg.trainer.seed)
     run = RunDir(run_dir, accelerator.is_main_process)
     console = Console(accelerator.is_main_process)

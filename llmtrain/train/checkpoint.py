@@ -37,14 +37,16 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     state: dict[str, Any],
+    rng_states: list[dict[str, Any]],
 ) -> Path:
-    """Write checkpoints/step-<step>/ atomically and return its path."""
+    """Write checkpoints/step-<step>/ atomically and return its path. `rng_states` holds every
+    process's generators, in rank order (rng_state() on each)."""
     with run.write_dir(f"checkpoints/step-{step}") as tmp:
         if tmp is not None:
             save_model(model, str(tmp / "model.safetensors"))
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-            torch.save(_rng_state(), tmp / "rng.pt")
+            torch.save(rng_states, tmp / "rng.pt")
             (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
             manifest = {p.name: _digest(p) for p in sorted(tmp.iterdir())}
             (tmp / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -103,14 +105,26 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
 
 
 def load_checkpoint(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    rank: int = 0,
+    world: int = 1,
 ) -> dict[str, Any]:
-    """Restore everything `save_checkpoint` wrote; returns the trainer state."""
+    """Restore everything `save_checkpoint` wrote (this rank's generators); returns the trainer
+    state. The data position is per process, so the number of processes must be the same."""
     path = Path(path)
+    rng_states = torch.load(path / "rng.pt", weights_only=True)
+    if len(rng_states) != world:
+        raise ConfigError(
+            f"{path} was written by {len(rng_states)} processes; resume it with "
+            f"{len(rng_states)}, not {world}"
+        )
     load_model(model, str(path / "model.safetensors"))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    _set_rng_state(torch.load(path / "rng.pt", weights_only=True))
+    _set_rng_state(rng_states[rank])
     return json.loads((path / "trainer_state.json").read_text())
 
 
@@ -132,8 +146,9 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _rng_state() -> dict[str, Any]:
-    # numpy's key array goes in as a list, so the file loads with weights_only=True.
+def rng_state() -> dict[str, Any]:
+    """This process's generator states."""
+    # numpy's key array goes in as a list, so the file loads with weights_only=True
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     numpy_state = (kind, keys.tolist(), pos, has_gauss, cached)
     state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}

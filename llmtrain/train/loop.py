@@ -22,7 +22,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import Dataset
 
-from llmtrain.config import Precision, TrainerConfig
+from llmtrain.config import TrainerConfig
 from llmtrain.console import Console
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
 from llmtrain.objectives import Objective
@@ -31,8 +31,10 @@ from llmtrain.train.checkpoint import (
     changed_settings,
     find_resume,
     load_checkpoint,
+    rng_state,
     save_checkpoint,
 )
+from llmtrain.train.distributed import gather
 from llmtrain.train.evaluate import Evaluation, evaluate
 from llmtrain.train.optim import build_optimizer, build_scheduler
 from llmtrain.train.sampler import make_loader
@@ -109,15 +111,6 @@ def check_trainer(cfg: TrainerConfig) -> None:
         raise ConfigError(f"trainer.eval_batches={cfg.eval_batches} must be positive or null")
 
 
-def make_accelerator(cfg: TrainerConfig) -> Accelerator:
-    """The Accelerator for this process; on a machine without CUDA it runs on the CPU explicitly
-    (a plain Accelerator() under torchrun on CPU would let each rank train alone)."""
-    on_gpu = torch.cuda.is_available()
-    if cfg.precision is Precision.fp16 and not on_gpu:
-        raise ConfigError("trainer.precision=fp16 needs a GPU; use bf16 on the CPU")
-    return Accelerator(mixed_precision=cfg.precision.value, cpu=not on_gpu)
-
-
 def total_steps(cfg: TrainerConfig, n_examples: int, world: int) -> int:
     """Optimizer steps the run will take: max_steps, or `epochs` passes over the data."""
     per_epoch = (n_examples // world) // cfg.batch_size  # micro-batches per epoch per process
@@ -161,7 +154,7 @@ def fit(
     optimizer = build_optimizer(model, cfg, accelerator.device.type)
     scheduler = build_scheduler(optimizer, cfg, steps)
     module, optimizer = accelerator.prepare(LossModule(model, objective.loss), optimizer)
-    pos = _start(run, cfg, model, optimizer, scheduler, run_config, console)
+    pos = _start(run, cfg, model, optimizer, scheduler, run_config, console, accelerator)
 
     def draw():
         """Micro-batches forever, epoch after epoch, from the current position."""
@@ -211,7 +204,8 @@ def fit(
     def save() -> Path:
         pos.window[:3] = window.tolist()
         state = {"position": asdict(pos), "config": run_config}
-        path = save_checkpoint(run, pos.step, model, optimizer, scheduler, state)
+        rngs = gather(accelerator, rng_state())
+        path = save_checkpoint(run, pos.step, model, optimizer, scheduler, state, rngs)
         run.prune_checkpoints(cfg.keep_last)
         accelerator.wait_for_everyone()
         return path
@@ -327,7 +321,7 @@ def fit(
     }
 
 
-def _start(run, cfg, model, optimizer, scheduler, run_config, console) -> Position:
+def _start(run, cfg, model, optimizer, scheduler, run_config, console, accelerator) -> Position:
     """A fresh position, or the one in the checkpoint `trainer.resume` points to."""
     run.remove_scratch()
     path = find_resume(run, cfg.resume, console.warn)
@@ -341,7 +335,8 @@ def _start(run, cfg, model, optimizer, scheduler, run_config, console) -> Positi
             run.clear()
         run.truncate_metrics(None)
         return Position()
-    state = load_checkpoint(path, model, optimizer, scheduler)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    state = load_checkpoint(path, model, optimizer, scheduler, rank, world)
     changed = changed_settings(state["config"], run_config)
     if changed and not cfg.allow_config_change:
         raise ConfigError(

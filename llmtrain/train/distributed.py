@@ -1,0 +1,92 @@
+"""Processes and devices: the Accelerator for a run, built from the `distributed` config group.
+
+The launcher (torchrun, accelerate launch, SLURM through Hydra) starts the processes; this
+module only makes them cooperate, through Accelerate's own plugins, and refuses the silent
+failure where each launched process would train alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import (
+    DeepSpeedPlugin,
+    DistributedDataParallelKwargs,
+    FullyShardedDataParallelPlugin,
+    broadcast_object_list,
+    gather_object,
+)
+
+from llmtrain.config import DistributedConfig, Precision, Strategy, TrainerConfig
+from llmtrain.errors import ConfigError
+
+
+def launched_processes() -> int:
+    """How many processes the launcher started (torchrun and accelerate set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launched_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def make_accelerator(cfg: TrainerConfig, dist: DistributedConfig | None = None) -> Accelerator:
+    """The Accelerator for this process. Without CUDA it runs on the CPU explicitly: a plain
+    Accelerator() under torchrun on CPU lets each rank train alone, without an error."""
+    dist = dist or DistributedConfig()
+    on_gpu = torch.cuda.is_available()
+    if cfg.precision is Precision.fp16 and not on_gpu:
+        raise ConfigError("trainer.precision=fp16 needs a GPU; use bf16 on the CPU")
+    kwargs: dict = {}
+    if dist.strategy is Strategy.ddp:
+        handler = DistributedDataParallelKwargs(find_unused_parameters=dist.find_unused_parameters)
+        kwargs["kwargs_handlers"] = [handler]
+    elif dist.strategy is Strategy.fsdp:
+        if dist.fsdp_state_dict not in ("full", "sharded"):
+            raise ConfigError(f"distributed.fsdp_state_dict={dist.fsdp_state_dict}: full, sharded")
+        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
+            fsdp_version=2,
+            auto_wrap_policy="transformer_based_wrap",  # each layer in model._no_split_modules
+            state_dict_type=f"{dist.fsdp_state_dict.upper()}_STATE_DICT",
+        )
+    elif dist.strategy is Strategy.deepspeed:
+        try:
+            import deepspeed  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "distributed=deepspeed needs the deepspeed package: "
+                "pip install 'llmtrain[deepspeed]'"
+            ) from None
+        if dist.zero_stage not in (2, 3):
+            raise ConfigError(f"distributed.zero_stage={dist.zero_stage}: 2 or 3")
+        kwargs["deepspeed_plugin"] = DeepSpeedPlugin(zero_stage=dist.zero_stage)
+    launched = launched_processes()
+    try:
+        accelerator = Accelerator(mixed_precision=cfg.precision.value, cpu=not on_gpu, **kwargs)
+    except ValueError as e:  # e.g. WORLD_SIZE set by hand without the rest of a launch
+        raise ConfigError(f"cannot join the {launched} launched processes: {e}") from e
+    if launched > 1 and accelerator.num_processes != launched:
+        raise ConfigError(
+            f"launched as {launched} processes, but they did not join one process group "
+            f"({accelerator.num_processes}): each would train alone"
+        )
+    return accelerator
+
+
+def shared_run_dir(accelerator: Accelerator, run_dir: Path) -> Path:
+    """Rank 0's run directory, for every rank (the others' Hydra wrote nowhere)."""
+    if accelerator.num_processes == 1:
+        return run_dir
+    chosen = [str(run_dir)]
+    broadcast_object_list(chosen, from_process=0)
+    return Path(chosen[0])
+
+
+def gather(accelerator: Accelerator, value: object) -> list:
+    """`value` from every rank, in rank order (on every rank)."""
+    if accelerator.num_processes == 1:
+        return [value]
+    return gather_object([value])
