@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import TINY, read_metrics, run_cli
 from glue_fixtures import write_glue
 
@@ -173,3 +174,13 @@ def test_a_half_made_launch_is_one_line(cache_dir, tmp_path):
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "cannot join the 2 launched processes" in line
+
+
+def test_sharding_strategies_are_refused_on_the_cpu(cache_dir, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = run_cli(["pretrain", "distributed=fsdp", f"hydra.run.dir={tmp_path / 'r'}"], cache_dir)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        "distributed=fsdp needs GPUs; on the CPU use distributed=ddp"
+    )

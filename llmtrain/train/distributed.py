@@ -41,6 +41,11 @@ def make_accelerator(cfg: TrainerConfig, dist: DistributedConfig | None = None) 
     if cfg.precision is Precision.fp16 and not on_gpu:
         raise ConfigError("trainer.precision=fp16 needs a GPU; use bf16 on the CPU")
     kwargs: dict = {}
+    if dist.strategy in (Strategy.fsdp, Strategy.deepspeed) and not on_gpu:
+        # Accelerate applies these plugins on CUDA only; on the CPU it would quietly run DDP.
+        raise ConfigError(
+            f"distributed={dist.strategy.value} needs GPUs; on the CPU use distributed=ddp"
+        )
     if dist.strategy is Strategy.ddp:
         handler = DistributedDataParallelKwargs(find_unused_parameters=dist.find_unused_parameters)
         kwargs["kwargs_handlers"] = [handler]
