@@ -40,6 +40,17 @@ def build_objective(cfg: ObjectiveConfig, tokenizer: PreTrainedTokenizerBase) ->
     return CausalLM()
 
 
+def _head_logits(model: torch.nn.Module, input_ids: torch.Tensor, pick) -> torch.Tensor | None:
+    """Logits at the positions `pick(hidden)` selects only, or None for a model whose output
+    head we cannot call alone. The vocabulary projection dominates small models' compute and
+    memory traffic, so it runs where there are targets and nowhere else."""
+    head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
+    if head is None:
+        return None
+    hidden = model.base_model(input_ids=input_ids).last_hidden_state
+    return head(pick(hidden))
+
+
 def _sum_cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,14 +104,11 @@ class MaskedLM:
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         labels = batch["labels"]
-        head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
-        if head is None:  # an MLM model whose head we do not know how to call alone
+        targets = labels != IGNORE  # ~15 % of positions; same loss as full logits (tested)
+        logits = _head_logits(model, batch["input_ids"], lambda hidden: hidden[targets])
+        if logits is None:
             return _sum_cross_entropy(model(input_ids=batch["input_ids"]).logits, labels)
-        # The vocabulary projection dominates small models: run it on the ~15 % of positions
-        # that are targets only. Same loss as the full logits (tests compare the two).
-        hidden = model.base_model(input_ids=batch["input_ids"]).last_hidden_state
-        targets = labels != IGNORE
-        return _sum_cross_entropy(head(hidden[targets]), labels[targets])
+        return _sum_cross_entropy(logits, labels[targets])
 
 
 class CausalLM:
@@ -113,7 +121,10 @@ class CausalLM:
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         ids = batch["input_ids"]
-        logits = model(input_ids=ids).logits[:, :-1]
+        # The last position predicts nothing: leave it out before the head, not after.
+        logits = _head_logits(model, ids, lambda hidden: hidden[:, :-1])
+        if logits is None:
+            logits = model(input_ids=ids).logits[:, :-1]
         return _sum_cross_entropy(logits, ids[:, 1:])
 
 
