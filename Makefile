@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint clean
+.PHONY: install demo test test-slow bench lint clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ test: install
 
 test-slow: install
 	$(BIN)/pytest -q -m slow
+
+# llmtrain vs transformers.Trainer vs a bare loop, CPU workloads (~12 minutes on 2 cores).
+bench: install
+	$(BIN)/python scripts/bench.py --out outputs/bench.json
 
 lint: install
 	$(BIN)/ruff check llmtrain tests scripts

@@ -29,6 +29,46 @@ TINY = [
 ]
 
 
+# A very small fine-tune: these tests check plumbing and numbers, not quality.
+FT_TINY = [
+    "model.hidden_size=32",
+    "model.intermediate_size=64",
+    "tokenizer.vocab_size=300",
+    "tokenizer.min_frequency=1",
+    "trainer.epochs=null",
+    "trainer.lr=1e-3",
+    "trainer.warmup_steps=1",
+]
+
+
+def tiny_gpt2(**overrides):
+    """A one-layer GPT-2 over a 64-token vocabulary, the same weights every call."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    settings = dict(
+        vocab_size=64,
+        bos_token_id=0,
+        eos_token_id=0,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        n_positions=16,
+    )
+    return GPT2LMHeadModel(GPT2Config(**{**settings, **overrides}))
+
+
+def random_blocks(n: int = 64, length: int = 16):
+    import numpy as np
+
+    from llmtrain.data.packing import BlockDataset
+
+    return BlockDataset(
+        np.random.default_rng(0).integers(0, 64, size=(n, length)).astype(np.uint16)
+    )
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache for the session: the stdlib corpus and tokenizers are built once."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import FT_TINY, run_cli
 from glue_fixtures import write_glue
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -16,17 +16,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 from llmtrain.data.tasks import GLUE
 
 TASKS = list(GLUE)
-# A very small model and run: these tests check plumbing and numbers, not quality.
 FT = [
-    "model.hidden_size=32",
-    "model.intermediate_size=64",
-    "tokenizer.vocab_size=300",
-    "tokenizer.min_frequency=1",
-    "trainer.epochs=null",
+    *FT_TINY,
     "trainer.max_steps=6",
     "trainer.batch_size=8",
-    "trainer.lr=1e-3",
-    "trainer.warmup_steps=1",
     "trainer.log_every=2",
     "trainer.eval_every=3",
     "trainer.save_every=3",

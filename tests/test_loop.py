@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from transformers import GPT2Config, GPT2LMHeadModel
+from conftest import random_blocks, tiny_gpt2
 
 from llmtrain.config import TrainerConfig
 from llmtrain.console import Console
-from llmtrain.data.packing import BlockDataset
 from llmtrain.objectives import CausalLM
 from llmtrain.rundir import RunDir
 from llmtrain.train.loop import fit
@@ -36,23 +35,7 @@ class RaggedCausalLM(CausalLM):
 
 
 def _train(tmp_path, batch_size: int, grad_accum: int) -> tuple[list[float], dict]:
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=64,
-            bos_token_id=0,
-            eos_token_id=0,
-            n_embd=32,
-            n_layer=1,
-            n_head=2,
-            n_positions=16,
-            resid_pdrop=0,
-            embd_pdrop=0,
-            attn_pdrop=0,
-        )
-    )
-    rng = np.random.default_rng(0)
-    data = BlockDataset(rng.integers(0, 64, size=(64, 16)).astype(np.uint16))
+    model, data = tiny_gpt2(resid_pdrop=0, embd_pdrop=0, attn_pdrop=0), random_blocks()
     cfg = TrainerConfig(
         max_steps=6,
         batch_size=batch_size,

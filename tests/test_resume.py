@@ -16,14 +16,12 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
-from conftest import TINY, run_cli
+from conftest import FT_TINY, TINY, random_blocks, run_cli, tiny_gpt2
 from glue_fixtures import write_glue
 from safetensors.torch import load_file
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from llmtrain.config import TrainerConfig
 from llmtrain.console import Console
-from llmtrain.data.packing import BlockDataset
 from llmtrain.errors import TrainingStopped
 from llmtrain.objectives import CausalLM
 from llmtrain.rundir import RunDir
@@ -48,16 +46,7 @@ STEPS = [
     "trainer.save_every=5",
     "trainer.keep_last=3",
 ]
-FT = [
-    "model.hidden_size=32",
-    "model.intermediate_size=64",
-    "tokenizer.vocab_size=300",
-    "tokenizer.min_frequency=1",
-    "trainer.epochs=null",
-    "trainer.batch_size=4",
-    "trainer.lr=1e-3",
-    "trainer.warmup_steps=1",
-]
+FT = [*FT_TINY, "trainer.batch_size=4"]
 
 
 def _env(cache: Path) -> dict:
@@ -271,18 +260,7 @@ class Poisoned(CausalLM):
 
 
 def _fit_tiny(tmp_path: Path, objective, **trainer) -> tuple[RunDir, torch.nn.Module, dict]:
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=64,
-        bos_token_id=0,
-        eos_token_id=0,
-        n_embd=32,
-        n_layer=1,
-        n_head=2,
-        n_positions=16,
-    )
-    model = GPT2LMHeadModel(config)
-    data = BlockDataset(np.random.default_rng(0).integers(0, 64, size=(64, 16)).astype(np.uint16))
+    model, data = tiny_gpt2(), random_blocks()
     settings = dict(
         max_steps=8,
         batch_size=4,

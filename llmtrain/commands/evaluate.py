@@ -11,8 +11,8 @@ from accelerate import Accelerator
 from transformers import PreTrainedModel
 
 from llmtrain import models
+from llmtrain.commands import start
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName, TrainerConfig
-from llmtrain.console import Console
 from llmtrain.data.packing import BlockDataset, pack_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tasks import TaskData, encode, load_task
@@ -20,7 +20,6 @@ from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.objectives import Objective, SequenceClassification, build_objective
 from llmtrain.rundir import RunDir
-from llmtrain.train.distributed import make_accelerator, shared_run_dir
 from llmtrain.train.evaluate import Evaluation, evaluate
 
 
@@ -47,10 +46,7 @@ def run(cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         raise ConfigError(
             "llmtrain evaluate needs a model: model.from_run=RUN_DIR or model.name_or_path=…"
         )
-    accelerator = make_accelerator(cfg.trainer)
-    run_dir = shared_run_dir(accelerator, run_dir)
-    run = RunDir(run_dir, accelerator.is_main_process)
-    console = Console(accelerator.is_main_process)
+    accelerator, run, console = start(cfg.trainer, run_dir)
     tokenizer = load_tokenizer(path)
     if cfg.task is not None:
         task = load_task(cfg.task, Path(cfg.task.cache_dir).expanduser())
@@ -70,7 +66,7 @@ def run(cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     summary["model"] = path
     run.write_summary(summary)
     console.table("llmtrain evaluate", summary)
-    console.line(f"run directory: {run_dir}")
+    console.line(f"run directory: {run.path}")
     accelerator.end_training()
     return summary
 

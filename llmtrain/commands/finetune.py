@@ -8,28 +8,21 @@ from typing import Any
 
 import datasets
 import torch
-from accelerate.utils import set_seed
 
 from llmtrain import models
+from llmtrain.commands import start
 from llmtrain.commands.evaluate import predict_and_record
 from llmtrain.config import FinetuneConfig
-from llmtrain.console import Console
 from llmtrain.data.tasks import encode, load_task
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.models import build_classifier, count_parameters
 from llmtrain.objectives import SequenceClassification
-from llmtrain.rundir import RunDir
-from llmtrain.train.distributed import make_accelerator, shared_run_dir
 from llmtrain.train.loop import Selection, check_trainer, fit
 
 
 def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
     check_trainer(cfg.trainer)
-    accelerator = make_accelerator(cfg.trainer, cfg.distributed)
-    run_dir = shared_run_dir(accelerator, run_dir)
-    set_seed(cfg.trainer.seed)
-    run = RunDir(run_dir, accelerator.is_main_process)
-    console = Console(accelerator.is_main_process)
+    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed)
     cache = Path(cfg.task.cache_dir).expanduser()
     path = models.source(cfg.model)
 
@@ -60,7 +53,7 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     console.table(
         "llmtrain finetune",
         {
-            "run directory": str(run_dir),
+            "run directory": str(run.path),
             "task": f"{cfg.task.name}: {kind}, main metric {main}",
             "model": f"{path or 'fresh ' + cfg.model.family.value}: {type(model).__name__}, "
             f"{count_parameters(model):,} parameters",
@@ -111,6 +104,6 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     }
     run.write_summary(summary)
     console.table("summary", summary)
-    console.line(f"run directory: {run_dir}  (best model: {run.final})")
+    console.line(f"run directory: {run.path}  (best model: {run.final})")
     accelerator.end_training()
     return summary

@@ -5,30 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from accelerate.utils import set_seed
-
 from llmtrain import models
+from llmtrain.commands import start
 from llmtrain.config import PretrainConfig
-from llmtrain.console import Console
 from llmtrain.data.packing import BlockDataset, pack_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
 from llmtrain.objectives import build_objective
-from llmtrain.rundir import RunDir
-from llmtrain.train.distributed import make_accelerator, shared_run_dir
 from llmtrain.train.loop import check_trainer, fit
 
 
 def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
     check_trainer(cfg.trainer)
     check_objective(cfg.model, cfg.objective.name)
-    accelerator = make_accelerator(cfg.trainer, cfg.distributed)
-    run_dir = shared_run_dir(accelerator, run_dir)
-    set_seed(cfg.trainer.seed)
-    run = RunDir(run_dir, accelerator.is_main_process)
-    console = Console(accelerator.is_main_process)
+    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed)
     cache = Path(cfg.data.cache_dir).expanduser()
     block = cfg.trainer.block_size
 
@@ -58,7 +50,7 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     console.table(
         "llmtrain pretrain",
         {
-            "run directory": str(run_dir),
+            "run directory": str(run.path),
             "device": f"{accelerator.device} x {processes}, precision {t.precision.value}",
             "model": f"{type(model).__name__}, {params:,} parameters",
             "objective": cfg.objective.name.value,
@@ -95,6 +87,6 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     }
     run.write_summary(summary)
     console.table("summary", summary)
-    console.line(f"run directory: {run_dir}  (final model: {run.final})")
+    console.line(f"run directory: {run.path}  (final model: {run.final})")
     accelerator.end_training()
     return summary
