@@ -26,7 +26,8 @@ rows = open(sys.argv[1], encoding="utf-8").read().splitlines()[1:]
 open(sys.argv[2], "w", encoding="utf-8").write("\n\n".join(r.split("\t")[0].strip() for r in rows) + "\n")
 PY
 [ -f "$OUT/pretrain-sst2/summary.json" ] || $BIN/llmtrain pretrain objective=mlm data=text_files \
-    "data.train_files=[$OUT/sst2-sentences.txt]" "hydra.run.dir=$OUT/pretrain-sst2"
+    "data.train_files=[$OUT/sst2-sentences.txt]" trainer.lr=1e-3 trainer.max_steps=3000 \
+    trainer.warmup_steps=200 trainer.eval_every=500 "hydra.run.dir=$OUT/pretrain-sst2"
 [ -f "$OUT/b-pretrained/summary.json" ] || $BIN/llmtrain finetune "${TINY_FT[@]}" "model.from_run=$OUT/pretrain-sst2" "hydra.run.dir=$OUT/b-pretrained"
 
 [ -f "$OUT/pretrain/summary.json" ] || $BIN/llmtrain pretrain objective=mlm "hydra.run.dir=$OUT/pretrain"
