@@ -114,6 +114,9 @@ class ModelConfig:
     from_run: str | None = opt(
         None, "start from a llmtrain run directory: its final/ model and tokenizer"
     )
+    trust_remote_code: bool = opt(
+        False, "let a loaded model or tokenizer run code from its repository (never by default)"
+    )
     hidden_size: int = opt(128, "width of the hidden states")
     num_layers: int = opt(2, "transformer layers")
     num_heads: int = opt(2, "attention heads")

@@ -64,9 +64,9 @@ def source(cfg: ModelConfig) -> str | None:
     return cfg.name_or_path
 
 
-def pretrained_config(name_or_path: str) -> PretrainedConfig:
+def pretrained_config(name_or_path: str, trust_remote_code: bool = False) -> PretrainedConfig:
     try:
-        return AutoConfig.from_pretrained(name_or_path)
+        return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise ConfigError(f"model '{name_or_path}': cannot load a model config: {e}") from e
 
@@ -75,7 +75,7 @@ def check_objective(cfg: ModelConfig, objective: ObjectiveName) -> None:
     """Fail before any data work when the objective cannot train this model."""
     path = source(cfg)
     if path:
-        model_type = pretrained_config(path).model_type
+        model_type = pretrained_config(path, cfg.trust_remote_code).model_type
         if model_type not in _AUTO_NAMES[objective]:
             raise ConfigError(
                 f"model '{path}' is a '{model_type}' model; "
@@ -182,7 +182,11 @@ def _load(auto_class, path: str, cfg: ModelConfig, **kwargs) -> PreTrainedModel:
     # transformers 5 reloads in the checkpoint's dtype by default; training wants float32.
     try:
         return auto_class.from_pretrained(
-            path, dtype=torch.float32, attn_implementation=cfg.attention, **kwargs
+            path,
+            dtype=torch.float32,
+            attn_implementation=cfg.attention,
+            trust_remote_code=cfg.trust_remote_code,
+            **kwargs,
         )
     except ValueError as e:
         raise ConfigError(f"model '{path}': {str(e).splitlines()[0]}") from e

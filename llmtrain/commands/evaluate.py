@@ -47,7 +47,7 @@ def run(cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             "llmtrain evaluate needs a model: model.from_run=RUN_DIR or model.name_or_path=…"
         )
     accelerator, run, console = start(cfg.trainer, run_dir)
-    tokenizer = load_tokenizer(path)
+    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
     if cfg.task is not None:
         task = load_task(cfg.task, Path(cfg.task.cache_dir).expanduser())
         encoded = {
@@ -76,7 +76,7 @@ def _language_model(
 ) -> dict[str, Any]:
     if cfg.data is None:
         raise ConfigError("give task=… (metrics) or data=… (perplexity)")
-    model_type = models.pretrained_config(path).model_type
+    model_type = models.pretrained_config(path, cfg.model.trust_remote_code).model_type
     name = ObjectiveName.mlm if model_type in models.MASKED_TYPES else ObjectiveName.clm
     objective_cfg = cfg.objective or ObjectiveConfig(name=name)
     model = models.build_model(cfg.model, objective_cfg.name, tokenizer)

@@ -29,7 +29,7 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     with accelerator.main_process_first():  # rank 0 builds the caches, the others read them
         task = load_task(cfg.task, cache)
         if path:
-            tokenizer = load_tokenizer(path)
+            tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
         else:  # a fresh model gets a tokenizer trained on the task's own training text
             train = task.splits["train"]
             texts = list(train["text_a"]) + (list(train["text_b"]) if task.pair else [])

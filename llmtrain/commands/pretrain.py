@@ -33,6 +33,7 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             cache,
             max_length=cfg.model.max_position_embeddings,
             fallback_path=models.source(cfg.model),
+            trust_remote_code=cfg.model.trust_remote_code,
         )
         train_set = BlockDataset(pack_blocks(corpus["train"], tokenizer, block, cache, "training"))
         eval_set = BlockDataset(

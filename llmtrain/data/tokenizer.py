@@ -39,10 +39,11 @@ EOT = "<|endoftext|>"
 _TRAINER_VERSION = 1
 
 
-def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """Load a tokenizer by local path or hub name; a missing one is a config error."""
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """Load a tokenizer by local path or hub name (running no code from it unless allowed);
+    a missing one is a config error."""
     try:
-        return AutoTokenizer.from_pretrained(name_or_path)
+        return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load a tokenizer from '{name_or_path}': {e}") from e
 
@@ -55,6 +56,7 @@ def build_tokenizer(
     max_length: int,
     fallback_path: str | None = None,
     fingerprint: str | None = None,
+    trust_remote_code: bool = False,
 ) -> PreTrainedTokenizerBase:
     """The configured tokenizer: loaded (cfg.name_or_path, else the model's own), or trained.
 
@@ -62,7 +64,7 @@ def build_tokenizer(
     """
     source = cfg.name_or_path or fallback_path
     if source:
-        return load_tokenizer(source)
+        return load_tokenizer(source, trust_remote_code)
     kind = cfg.kind
     if kind is TokenizerKind.auto:
         kind = TokenizerKind.wordpiece if family is Family.bert else TokenizerKind.bpe

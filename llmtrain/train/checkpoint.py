@@ -2,6 +2,7 @@
 
     model.safetensors   weights (tied weights stored once)
     optimizer.pt        optimizer state      scheduler.pt   schedule state
+    scaler.pt           fp16's gradient scaler (when there is one)
     rng.pt              python, numpy, torch (and CUDA) generator states
     trainer_state.json  the loop's position and counters, and the run's resolved config
     COMPLETE            written last: every other file's size and sha256
@@ -38,6 +39,7 @@ def save_checkpoint(
     scheduler: Any,
     state: dict[str, Any],
     rng_states: list[dict[str, Any]],
+    scaler: Any = None,
 ) -> Path:
     """Write checkpoints/step-<step>/ atomically and return its path. `rng_states` holds every
     process's generators, in rank order (rng_state() on each)."""
@@ -47,6 +49,8 @@ def save_checkpoint(
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
             torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
             torch.save(rng_states, tmp / "rng.pt")
+            if scaler is not None:  # fp16's loss scale
+                torch.save(scaler.state_dict(), tmp / "scaler.pt")
             (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
             manifest = {p.name: _digest(p) for p in sorted(tmp.iterdir())}
             (tmp / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -111,6 +115,7 @@ def load_checkpoint(
     scheduler: Any,
     rank: int = 0,
     world: int = 1,
+    scaler: Any = None,
 ) -> dict[str, Any]:
     """Restore everything `save_checkpoint` wrote (this rank's generators); returns the trainer
     state. The data position is per process, so the number of processes must be the same."""
@@ -125,6 +130,8 @@ def load_checkpoint(
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     _set_rng_state(rng_states[rank])
+    if scaler is not None and (path / "scaler.pt").exists():
+        scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
     return json.loads((path / "trainer_state.json").read_text())
 
 

@@ -205,7 +205,9 @@ def fit(
         pos.window[:3] = window.tolist()
         state = {"position": asdict(pos), "config": run_config}
         rngs = gather(accelerator, rng_state())
-        path = save_checkpoint(run, pos.step, model, optimizer, scheduler, state, rngs)
+        path = save_checkpoint(
+            run, pos.step, model, optimizer, scheduler, state, rngs, accelerator.scaler
+        )
         run.prune_checkpoints(cfg.keep_last)
         accelerator.wait_for_everyone()
         return path
@@ -336,7 +338,7 @@ def _start(run, cfg, model, optimizer, scheduler, run_config, console, accelerat
         run.truncate_metrics(None)
         return Position()
     rank, world = accelerator.process_index, accelerator.num_processes
-    state = load_checkpoint(path, model, optimizer, scheduler, rank, world)
+    state = load_checkpoint(path, model, optimizer, scheduler, rank, world, accelerator.scaler)
     changed = changed_settings(state["config"], run_config)
     if changed and not cfg.allow_config_change:
         raise ConfigError(
