@@ -2,9 +2,10 @@
 
 The contract the loop relies on:
 - `collate(examples) -> batch`: tensors on the CPU;
-- `loss(model, batch) -> (loss_sum, n_targets)`: the *sum* of per-target losses and how many
-  targets there were. The loop divides by the global count over micro-batches and processes,
-  which makes gradient accumulation and multi-process training token-exact.
+- `targets(batch) -> n_targets`: how many targets the batch has, known before any forward;
+- `loss(model, batch) -> (loss_sum, n_targets)`: the *sum* of per-target losses and their count.
+The loop scales each micro-batch's sum by 1 / (targets over all micro-batches and processes)
+before backward, which makes gradient accumulation and multi-process training token-exact.
 
 Examples may carry a `sample_seed` (the loop sets one per (epoch, example)); the MLM objective
 draws that example's mask from it, so masks do not depend on batching, workers, ranks or where
@@ -28,6 +29,8 @@ IGNORE = -100
 
 class Objective(Protocol):
     def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]: ...
+
+    def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
@@ -100,6 +103,9 @@ class MaskedLM:
         inputs[to_random] = self.normal_ids[torch.stack(picks)][to_random]
         return {"input_ids": inputs, "labels": labels}
 
+    def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (batch["labels"] != IGNORE).sum()
+
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,6 +122,9 @@ class CausalLM:
 
     def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         return {"input_ids": torch.stack([ex["input_ids"] for ex in examples])}
+
+    def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.tensor(batch["input_ids"][:, 1:].numel())
 
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
@@ -162,6 +171,10 @@ class SequenceClassification:
             return loss, known.sum(), scores
         loss = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
         return loss, (labels != IGNORE).sum(), logits.argmax(-1)
+
+    def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        labels = batch["labels"]
+        return (~torch.isnan(labels) if self.regression else labels != IGNORE).sum()
 
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]

@@ -22,11 +22,19 @@ class RaggedCausalLM(CausalLM):
     """Next-token loss with a different number of targets per sequence, so a mean of
     per-micro-batch means would differ from the token-exact mean."""
 
-    def loss(self, model, batch):
-        ids = batch["input_ids"]
+    @staticmethod
+    def labels(ids):
         labels = ids[:, 1:].clone()
         for row in range(len(ids)):
             labels[row, : int(ids[row, 0]) % 13] = -100
+        return labels
+
+    def targets(self, batch):
+        return (self.labels(batch["input_ids"]) != -100).sum()
+
+    def loss(self, model, batch):
+        ids = batch["input_ids"]
+        labels = self.labels(ids)
         logits = model(input_ids=ids).logits[:, :-1]
         loss = torch.nn.functional.cross_entropy(
             logits.flatten(0, 1), labels.flatten(), reduction="sum"

@@ -1,10 +1,11 @@
 """fit(): the one training loop.
 
 Gradient accumulation is token-exact: every micro-batch backpropagates the *sum* of its token
-losses, and once the step's micro-batches are done the gradients are divided by the number of
-targets over all micro-batches and processes. Losses are read back to the host only at log
-intervals. The loop knows no model family and no task: it gets a model, datasets and an
-objective (see llmtrain.objectives for the contract).
+losses times 1 / (targets over all the step's micro-batches and processes), so the gradient is
+the mean over every target, not a mean of means. Losses are read back to the host only at log
+intervals; one value per step is read (is the gradient finite, does it need clipping). The
+loop knows no model family and no task: it gets a model, datasets and an objective (see
+llmtrain.objectives for the contract).
 """
 
 from __future__ import annotations
@@ -222,28 +223,34 @@ def fit(
             while pos.step < steps:
                 t0 = time.perf_counter()
                 sums = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
-                for k in range(cfg.grad_accum):
-                    batch = _to(next(batches), accelerator.device)
+                micro = [_to(next(batches), accelerator.device) for _ in range(cfg.grad_accum)]
+                # Targets over all micro-batches and processes, known before any forward: each
+                # sum is scaled once, before backward (DDP averages over processes: x world).
+                count = torch.stack([objective.targets(b) for b in micro]).sum().double()
+                if world > 1:
+                    count = accelerator.reduce(count.to(accelerator.device), "sum")
+                scale = world / count.clamp(min=1)
+                for k, batch in enumerate(micro):
                     last = k == cfg.grad_accum - 1
                     with contextlib.nullcontext() if last else accelerator.no_sync(module):
                         loss_sum, n = module(batch)
-                        accelerator.backward(loss_sum)
+                        accelerator.backward(loss_sum * scale.to(loss_sum))
                     mask = batch.get("attention_mask")
                     tokens = mask.sum() if mask is not None else batch["input_ids"].numel()
                     sums += torch.stack(
                         [loss_sum.detach().double(), n.double(), torch.as_tensor(tokens).to(sums)]
                     )
-                # DDP averaged the summed gradients over processes: make them a mean per target.
-                targets = accelerator.reduce(sums[1].clone(), "sum")
-                scale = (world / targets.clamp(min=1)).float()
-                for p in module.parameters():
-                    if p.grad is not None:
-                        p.grad.mul_(scale)
-                grad_norm = accelerator.clip_grad_norm_(
-                    module.parameters(), cfg.max_grad_norm or math.inf
-                )
+                accelerator.unscale_gradients()  # fp16: back to true scale (else a no-op)
+                grads = [p.grad for p in module.parameters() if p.grad is not None]
+                grad_norm = torch.nn.utils.get_total_norm(grads)
                 finite = bool(torch.isfinite(grad_norm) & torch.isfinite(sums[0]))
+                if accelerator.scaler is not None:  # fp16: the scaler skips overflows itself
+                    finite = True
                 if finite:  # a non-finite loss or gradient skips the update, data moves on
+                    if cfg.max_grad_norm and grad_norm > cfg.max_grad_norm:  # host already synced
+                        torch.nn.utils.clip_grads_with_norm_(
+                            module.parameters(), cfg.max_grad_norm, grad_norm
+                        )
                     optimizer.step()
                     if not accelerator.optimizer_step_was_skipped:
                         scheduler.step()
