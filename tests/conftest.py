@@ -69,6 +69,41 @@ def random_blocks(n: int = 64, length: int = 16):
     )
 
 
+def fit_tiny(run_dir: Path, objective, model=None, **trainer):
+    """llmtrain's fit() on random blocks with a tiny GPT-2; returns (run, model, result)."""
+    from accelerate import Accelerator
+
+    from llmtrain.config import TrainerConfig
+    from llmtrain.console import Console
+    from llmtrain.rundir import RunDir
+    from llmtrain.train.loop import fit
+
+    model = model or tiny_gpt2()
+    data = random_blocks()
+    settings = dict(
+        max_steps=8,
+        batch_size=4,
+        block_size=16,
+        warmup_steps=1,
+        log_every=1,
+        eval_every=0,
+        save_every=4,
+    )
+    run = RunDir(run_dir)
+    result = fit(
+        model=model,
+        objective=objective,
+        train_set=data,
+        eval_sets={"validation": data},
+        cfg=TrainerConfig(**{**settings, **trainer}),
+        accelerator=Accelerator(cpu=True),
+        run=run,
+        console=Console(enabled=False),
+        run_config={},
+    )
+    return run, model, result
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache for the session: the stdlib corpus and tokenizers are built once."""

@@ -7,14 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from accelerate import Accelerator
-from conftest import random_blocks, tiny_gpt2
+from conftest import fit_tiny, tiny_gpt2
 
 from llmtrain.config import TrainerConfig
-from llmtrain.console import Console
 from llmtrain.objectives import CausalLM
-from llmtrain.rundir import RunDir
-from llmtrain.train.loop import fit
 from llmtrain.train.sampler import EpochSampler
 
 
@@ -43,29 +39,16 @@ class RaggedCausalLM(CausalLM):
 
 
 def _train(tmp_path, batch_size: int, grad_accum: int) -> tuple[list[float], dict]:
-    model, data = tiny_gpt2(resid_pdrop=0, embd_pdrop=0, attn_pdrop=0), random_blocks()
-    cfg = TrainerConfig(
+    model = tiny_gpt2(resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)
+    run, _, _ = fit_tiny(
+        tmp_path / f"b{batch_size}-a{grad_accum}",
+        RaggedCausalLM(),
+        model,
         max_steps=6,
         batch_size=batch_size,
         grad_accum=grad_accum,
-        block_size=16,
         lr=1e-2,
-        warmup_steps=1,
-        log_every=1,
-        eval_every=0,
         save_every=0,
-    )
-    run = RunDir(tmp_path / f"b{batch_size}-a{grad_accum}")
-    fit(
-        model=model,
-        objective=RaggedCausalLM(),
-        train_set=data,
-        eval_sets={"validation": data},
-        cfg=cfg,
-        accelerator=Accelerator(cpu=True),
-        run=run,
-        console=Console(enabled=False),
-        run_config={},
     )
     rows = [json.loads(x) for x in run.metrics.read_text().splitlines()]
     return [r["loss"] for r in rows if r["split"] == "train"], model.state_dict()

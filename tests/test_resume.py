@@ -15,18 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from accelerate import Accelerator
-from conftest import FT_TINY, TINY, random_blocks, run_cli, tiny_gpt2
+from conftest import FT_TINY, TINY, fit_tiny, run_cli
 from glue_fixtures import write_glue
 from safetensors.torch import load_file
 
-from llmtrain.config import TrainerConfig
-from llmtrain.console import Console
 from llmtrain.errors import TrainingStopped
 from llmtrain.objectives import CausalLM
-from llmtrain.rundir import RunDir
 from llmtrain.train import checkpoint
-from llmtrain.train.loop import fit
 
 SHORT = [
     a
@@ -259,31 +254,8 @@ class Poisoned(CausalLM):
         return (loss * float("nan") if self.calls in self.bad_steps else loss), n
 
 
-def _fit_tiny(tmp_path: Path, objective, **trainer) -> tuple[RunDir, torch.nn.Module, dict]:
-    model, data = tiny_gpt2(), random_blocks()
-    settings = dict(
-        max_steps=8,
-        batch_size=4,
-        block_size=16,
-        warmup_steps=1,
-        log_every=1,
-        eval_every=0,
-        save_every=4,
-    )
-    cfg = TrainerConfig(**{**settings, **trainer})
-    run = RunDir(tmp_path / "run")
-    result = fit(
-        model=model,
-        objective=objective,
-        train_set=data,
-        eval_sets={"validation": data},
-        cfg=cfg,
-        accelerator=Accelerator(cpu=True),
-        run=run,
-        console=Console(enabled=False),
-        run_config={},
-    )
-    return run, model, result
+def _fit_tiny(tmp_path: Path, objective, **trainer):
+    return fit_tiny(tmp_path / "run", objective, **trainer)
 
 
 def test_a_poisoned_batch_skips_its_step(tmp_path):
