@@ -147,6 +147,9 @@ class TrainerConfig:
     weight_decay: float = opt(0.01, "AdamW weight decay (never on biases and norms)")
     max_grad_norm: float = opt(1.0, "clip the gradient norm to this; 0: no clipping")
     precision: Precision = opt(Precision.no, "mixed precision: no, bf16, fp16 (fp16: GPU only)")
+    compile: bool = opt(
+        False, "torch.compile model and loss (inductor); the first step's time includes it"
+    )
     seed: int = opt(42, "seed for initialisation, data order and masking")
     log_every: int = opt(20, "steps between train rows in metrics.jsonl")
     eval_every: int = opt(200, "steps between evaluations (and one at the end)")
@@ -220,6 +223,7 @@ RESUME_FREE_KEYS = {
     "trainer.save_every",
     "trainer.keep_last",
     "trainer.num_workers",
+    "trainer.compile",
     "trainer.early_stopping",
     "trainer.resume",
     "trainer.overwrite",

@@ -3,6 +3,7 @@
     python scripts/bench.py                 # CPU workloads, 3 alternating repeats (make bench)
     python scripts/bench.py --repeats 1 --steps 10    # a quick look
     python scripts/bench.py --gpu           # adds bert-base MLM and gpt2-124m CLM in bf16
+    python scripts/bench.py --gpu --compile --workloads clm-gpt2-124m   # torch.compile everywhere
 
 Every measurement runs in its own child process (so peak memory is its own), systems alternate
 within each repeat (A/B/C, A/B/C, …) so drift hits all alike, and the first steps of each are
@@ -100,6 +101,9 @@ def main() -> None:
     )
     parser.add_argument("--precision", default="no", choices=["no", "bf16"])
     parser.add_argument("--gpu", action="store_true", help="also the GPU workloads (bf16)")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile in every system (Trainer's too)"
+    )
     parser.add_argument("--workloads", nargs="*", help="a subset of: " + ", ".join(WORKLOADS))
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -125,6 +129,7 @@ def main() -> None:
                     "steps": args.steps,
                     "precision": precision,
                     "gpu": args.gpu,
+                    "compile": args.compile,
                 }
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", json.dumps(spec)],
@@ -149,6 +154,7 @@ def main() -> None:
         "repeats": args.repeats,
         "measured_steps": args.steps,
         "batch": BATCH,
+        "compile": args.compile,
         "workloads": summarise(results),
         "data_prep": data_prep_speed(),
         "seconds": time.time() - started,

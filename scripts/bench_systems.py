@@ -3,6 +3,7 @@ llmtrain's `fit()`, `transformers.Trainer`, and a bare PyTorch loop on llmtrain'
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import resource
@@ -74,10 +75,11 @@ def _setup(workload: dict, gpu: bool):
     return tokenizer, data, model
 
 
-def _trainer_cfg(steps: int, precision: str):
+def _trainer_cfg(steps: int, precision: str, compile: bool):
     from llmtrain.config import Precision, TrainerConfig
 
     return TrainerConfig(
+        compile=compile,
         max_steps=steps,
         batch_size=BATCH,
         lr=1e-4,
@@ -107,13 +109,13 @@ def _objective(workload, tokenizer, data):
     ), None
 
 
-def _run_llmtrain(workload, tokenizer, data, model, steps, precision):
+def _run_llmtrain(workload, tokenizer, data, model, steps, precision, compile):
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
     from llmtrain.train.distributed import make_accelerator
     from llmtrain.train.loop import fit
 
-    cfg = _trainer_cfg(WARMUP + steps, precision)
+    cfg = _trainer_cfg(WARMUP + steps, precision, compile)
     objective, lengths = _objective(workload, tokenizer, data)
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir(Path(tmp))
@@ -145,7 +147,7 @@ def _small(data):
     return torch.utils.data.Subset(data, range(BATCH))
 
 
-def _run_trainer(workload, tokenizer, data, model, steps, precision, pad_to=None):
+def _run_trainer(workload, tokenizer, data, model, steps, precision, compile, pad_to=None):
     import torch
     from transformers import (
         DataCollatorForLanguageModeling,
@@ -205,6 +207,7 @@ def _run_trainer(workload, tokenizer, data, model, steps, precision, pad_to=None
             remove_unused_columns=False,
             seed=0,
             max_grad_norm=1.0,
+            torch_compile=compile,
         )
         Trainer(
             model=model,
@@ -217,7 +220,7 @@ def _run_trainer(workload, tokenizer, data, model, steps, precision, pad_to=None
     return times, sizes[WARMUP : WARMUP + len(times)]
 
 
-def _run_bare(workload, tokenizer, data, model, steps, precision):
+def _run_bare(workload, tokenizer, data, model, steps, precision, compile):
     import torch
 
     from llmtrain.train.sampler import make_loader
@@ -225,6 +228,7 @@ def _run_bare(workload, tokenizer, data, model, steps, precision):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
     objective, lengths = _objective(workload, tokenizer, data)
+    step_loss = torch.compile(objective.loss) if compile else objective.loss
     loader = make_loader(
         data,
         objective.collate,
@@ -241,12 +245,12 @@ def _run_bare(workload, tokenizer, data, model, steps, precision):
     )
     autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16")
     times, tokens = [], []
-    batches = iter(loader)
+    batches = itertools.chain.from_iterable(itertools.repeat(loader))  # epochs, as the others
     for i in range(WARMUP + steps):
         t0 = time.perf_counter()
         batch = {k: v.to(device) for k, v in next(batches).items()}
         with autocast:
-            loss_sum, n = objective.loss(model, batch)
+            loss_sum, n = step_loss(model, batch)
         (loss_sum / n).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -271,7 +275,9 @@ def child(spec: dict) -> dict:
         "bare": _run_bare,
         "trainer-pad128": lambda *a: _run_trainer(*a, pad_to=128),
     }[spec["system"]]
-    times, tokens = runner(workload, tokenizer, data, model, spec["steps"], spec["precision"])
+    times, tokens = runner(
+        workload, tokenizer, data, model, spec["steps"], spec["precision"], spec["compile"]
+    )
     step = statistics.median(times)
     result = {
         "step_s": step,

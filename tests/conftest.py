@@ -71,11 +71,10 @@ def random_blocks(n: int = 64, length: int = 16):
 
 def fit_tiny(run_dir: Path, objective, model=None, **trainer):
     """llmtrain's fit() on random blocks with a tiny GPT-2; returns (run, model, result)."""
-    from accelerate import Accelerator
-
     from llmtrain.config import TrainerConfig
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
+    from llmtrain.train.distributed import make_accelerator
     from llmtrain.train.loop import fit
 
     model = model or tiny_gpt2()
@@ -90,13 +89,14 @@ def fit_tiny(run_dir: Path, objective, model=None, **trainer):
         save_every=4,
     )
     run = RunDir(run_dir)
+    cfg = TrainerConfig(**{**settings, **trainer})
     result = fit(
         model=model,
         objective=objective,
         train_set=data,
         eval_sets={"validation": data},
-        cfg=TrainerConfig(**{**settings, **trainer}),
-        accelerator=Accelerator(cpu=True),
+        cfg=cfg,
+        accelerator=make_accelerator(cfg),
         run=run,
         console=Console(enabled=False),
         run_config={},

@@ -64,6 +64,19 @@ def test_accumulation_is_token_exact(tmp_path):
         assert torch.allclose(tensor, weights_small[name], atol=1e-4), name
 
 
+@pytest.mark.slow  # inductor compiles for ~1 minute on 2 cores
+def test_compiled_training_keeps_the_plain_loss_curve(tmp_path):
+    runs = {}
+    for compiled in (False, True):
+        run, _, result = fit_tiny(
+            tmp_path / str(compiled), CausalLM(), tiny_gpt2(), save_every=0, compile=compiled
+        )
+        rows = [json.loads(x) for x in run.metrics.read_text().splitlines()]
+        runs[compiled] = [r["loss"] for r in rows if r["split"] == "train"]
+    assert np.allclose(runs[False], runs[True], rtol=1e-4), runs
+    assert result["first_step_seconds"] > 0
+
+
 def test_sampler_order_is_seeded_sharded_and_resumable():
     order = [i for _, i in EpochSampler(10, seed=3, epoch=0)]
     assert sorted(order) == list(range(10))

@@ -62,8 +62,8 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         },
     )
 
-    def export(directory: Path) -> None:
-        model.save_pretrained(str(directory))
+    def export(directory: Path, weights: dict[str, torch.Tensor]) -> None:
+        model.save_pretrained(str(directory), state_dict=weights)
         save_tokenizer(tokenizer, directory)
 
     result = fit(
@@ -100,6 +100,7 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         "tokens": result["tokens"],
         "train_seconds": round(result["train_seconds"], 3),
         "tokens_per_s": round(result["tokens_per_s"], 1),
+        "first_step_seconds": round(result["first_step_seconds"], 3),
         "parameters": count_parameters(model),
     }
     run.write_summary(summary)

@@ -14,6 +14,7 @@ from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
 from llmtrain.objectives import build_objective
+from llmtrain.train.checkpoint import full_model_state
 from llmtrain.train.loop import check_trainer, fit
 
 
@@ -73,9 +74,10 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         console=console,
         run_config=resolved,
     )
+    weights = full_model_state(model)  # every process: FSDP gathers its shards
     with run.write_dir("final") as tmp:
         if tmp is not None:
-            model.save_pretrained(str(tmp))
+            model.save_pretrained(str(tmp), state_dict=weights)
             save_tokenizer(tokenizer, tmp)
     summary = {
         "loss": result["eval"].metrics["loss"],
@@ -84,6 +86,7 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         "tokens": result["tokens"],
         "train_seconds": round(result["train_seconds"], 3),
         "tokens_per_s": round(result["tokens_per_s"], 1),
+        "first_step_seconds": round(result["first_step_seconds"], 3),
         "parameters": params,
     }
     run.write_summary(summary)

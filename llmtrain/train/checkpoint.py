@@ -1,7 +1,9 @@
 """The checkpoint format: one directory per step, complete or absent.
 
     model.safetensors   weights (tied weights stored once)
-    optimizer.pt        optimizer state      scheduler.pt   schedule state
+    optimizer.pt        optimizer state, keyed by parameter name
+    shards/             instead of both, with FSDP's sharded state dicts: one file per process
+    scheduler.pt        schedule state
     scaler.pt           fp16's gradient scaler (when there is one)
     rng.pt              python, numpy, torch (and CUDA) generator states
     trainer_state.json  the loop's position and counters, and the run's resolved config
@@ -10,6 +12,11 @@
 The directory is written beside its final name and renamed into place, so a reader never sees
 a half-written one; the manifest in COMPLETE also catches one damaged later. Everything but
 the weights is loaded with `torch.load(weights_only=True)`.
+
+Model and optimizer state go through torch.distributed.checkpoint's state-dict API, which
+speaks plain, DDP and FSDP-sharded models alike: full state dicts are gathered to rank 0 (so a
+checkpoint written by FSDP loads anywhere), sharded ones are written by every process at once.
+Every process calls `save_checkpoint` and `load_checkpoint`; only rank 0 writes the small files.
 """
 
 from __future__ import annotations
@@ -22,13 +29,39 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 
 from llmtrain.config import RESUME_FREE_KEYS
 from llmtrain.errors import ConfigError
 from llmtrain.rundir import RunDir
 
 MARKER = "COMPLETE"
+FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def full_model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The whole model's weights on rank 0's CPU (empty elsewhere): every process must call
+    it, since an FSDP model gathers its shards."""
+    return get_model_state_dict(model, options=FULL)
+
+
+def _aliases(model: torch.nn.Module) -> set[str]:
+    """Names of tied parameters after their first name (GPT-2's lm_head.weight, say)."""
+    every = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    return every - {name for name, _ in model.named_parameters()}
+
+
+def _optimizer(optimizer: Any) -> torch.optim.Optimizer:
+    return getattr(optimizer, "optimizer", optimizer)  # Accelerate's wrapper -> torch's
 
 
 def save_checkpoint(
@@ -40,20 +73,38 @@ def save_checkpoint(
     state: dict[str, Any],
     rng_states: list[dict[str, Any]],
     scaler: Any = None,
+    sharded: bool = False,
 ) -> Path:
-    """Write checkpoints/step-<step>/ atomically and return its path. `rng_states` holds every
-    process's generators, in rank order (rng_state() on each)."""
+    """Write checkpoints/step-<step>/ atomically and return its path (every process calls it).
+    `rng_states` holds every process's generators, in rank order (rng_state() on each)."""
+    options = StateDictOptions() if sharded else FULL
+    weights = get_model_state_dict(model, options=options)
+    optim = get_optimizer_state_dict(model, _optimizer(optimizer), options=options)
     with run.write_dir(f"checkpoints/step-{step}") as tmp:
+        if sharded:  # every process writes its shard into rank 0's scratch directory
+            where = [tmp]
+            if dist.is_initialized():
+                dist.broadcast_object_list(where, src=0)
+            dcp.save({"model": weights, "optimizer": optim}, checkpoint_id=where[0] / "shards")
         if tmp is not None:
-            save_model(model, str(tmp / "model.safetensors"))
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            if not sharded:
+                aliases = _aliases(model)
+                save_file(
+                    {k: v.contiguous() for k, v in weights.items() if k not in aliases},
+                    str(tmp / "model.safetensors"),
+                    metadata={"format": "pt"},
+                )
+                torch.save(optim, tmp / "optimizer.pt")
             torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
             torch.save(rng_states, tmp / "rng.pt")
             if scaler is not None:  # fp16's loss scale
                 torch.save(scaler.state_dict(), tmp / "scaler.pt")
             (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
-            manifest = {p.name: _digest(p) for p in sorted(tmp.iterdir())}
+            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            manifest = {str(p.relative_to(tmp)): _digest(p) for p in files}
             (tmp / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")
+        if dist.is_initialized():
+            dist.barrier()  # rank 0 renames the directory only after every shard is written
     return run.checkpoint_path(step)
 
 
@@ -126,8 +177,24 @@ def load_checkpoint(
             f"{path} was written by {len(rng_states)} processes; resume it with "
             f"{len(rng_states)}, not {world}"
         )
-    load_model(model, str(path / "model.safetensors"))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    if (path / "shards").is_dir():
+        state = {
+            "model": get_model_state_dict(model),
+            "optimizer": get_optimizer_state_dict(model, _optimizer(optimizer)),
+        }
+        dcp.load(state, checkpoint_id=path / "shards")
+        weights, optim, options = state["model"], state["optimizer"], StateDictOptions()
+    else:
+        weights = load_file(path / "model.safetensors")
+        optim = torch.load(path / "optimizer.pt", weights_only=True)
+        options = StateDictOptions(full_state_dict=True, strict=False)
+    result = set_model_state_dict(model, weights, options=options)
+    if set(result.missing_keys) - _aliases(model) or result.unexpected_keys:
+        raise ConfigError(
+            f"{path} does not fit this model: missing {sorted(result.missing_keys)}, "
+            f"unexpected {sorted(result.unexpected_keys)}"
+        )
+    set_optimizer_state_dict(model, _optimizer(optimizer), optim, options=options)
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     _set_rng_state(rng_states[rank])
     if scaler is not None and (path / "scaler.pt").exists():

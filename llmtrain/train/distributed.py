@@ -15,6 +15,7 @@ from accelerate import Accelerator
 from accelerate.utils import (
     DeepSpeedPlugin,
     DistributedDataParallelKwargs,
+    DistributedType,
     FullyShardedDataParallelPlugin,
     broadcast_object_list,
     gather_object,
@@ -70,15 +71,37 @@ def make_accelerator(cfg: TrainerConfig, dist: DistributedConfig | None = None) 
         kwargs["deepspeed_plugin"] = DeepSpeedPlugin(zero_stage=dist.zero_stage)
     launched = launched_processes()
     try:
-        accelerator = Accelerator(mixed_precision=cfg.precision.value, cpu=not on_gpu, **kwargs)
+        accelerator = Accelerator(
+            mixed_precision=cfg.precision.value,
+            cpu=not on_gpu,
+            dynamo_backend="inductor" if cfg.compile else "no",  # prepare() compiles the model
+            **kwargs,
+        )
     except ValueError as e:  # e.g. WORLD_SIZE set by hand without the rest of a launch
         raise ConfigError(f"cannot join the {launched} launched processes: {e}") from e
+    if dist.strategy is Strategy.fsdp and not sharded_model(accelerator):
+        raise ConfigError(  # Accelerate would quietly train unsharded
+            "distributed=fsdp needs a launcher, even on one GPU: "
+            "torchrun --nproc_per_node N -m llmtrain … or accelerate launch -m llmtrain …"
+        )
     if launched > 1 and accelerator.num_processes != launched:
         raise ConfigError(
             f"launched as {launched} processes, but they did not join one process group "
             f"({accelerator.num_processes}): each would train alone"
         )
     return accelerator
+
+
+def sharded_model(accelerator: Accelerator) -> bool:
+    """Whether the weights are split over processes (FSDP): only the wrapper's forward sees
+    them whole."""
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
+def sharded_state(accelerator: Accelerator) -> bool:
+    """Whether checkpoints hold one shard per process (FSDP with sharded state dicts)."""
+    plugin = accelerator.state.fsdp_plugin if sharded_model(accelerator) else None
+    return plugin is not None and "SHARDED" in str(plugin.state_dict_type)
 
 
 def shared_run_dir(accelerator: Accelerator, run_dir: Path) -> Path:

@@ -35,18 +35,23 @@ def evaluate(
     splits: dict[str, Dataset],
     cfg: TrainerConfig,
     accelerator: Accelerator,
+    lockstep: torch.nn.Module | None = None,
 ) -> Evaluation:
     """Metrics of the first split unprefixed (`loss`, `accuracy`), of the others prefixed by
     the split's name (`mismatched_accuracy`).
 
     `model` is the bare model, never a DDP wrapper: ranks may see different numbers of batches.
+    With sharded weights (FSDP) give `lockstep`, the training wrapper: forwards go through it,
+    and a process out of batches repeats its last one (result discarded) while others finish.
     """
+    if lockstep is None:
+        model.to(accelerator.device)  # a model loaded for evaluation starts on the CPU
     was_training = model.training
     model.eval()
     result = Evaluation({})
     for number, (name, dataset) in enumerate(splits.items()):
         prefix = "" if number == 0 else f"{name}_"
-        loss, rows = _one_split(model, objective, dataset, cfg, accelerator)
+        loss, rows = _one_split(model, objective, dataset, cfg, accelerator, lockstep)
         if loss is not None:
             result.metrics[f"{prefix}loss"] = loss
         if rows is None:
@@ -63,7 +68,7 @@ def evaluate(
     return result
 
 
-def _one_split(model, objective, dataset, cfg, accelerator):
+def _one_split(model, objective, dataset, cfg, accelerator, lockstep):
     loader = make_loader(
         dataset,
         objective.collate,
@@ -75,20 +80,31 @@ def _one_split(model, objective, dataset, cfg, accelerator):
         shuffle=False,
     )
     predicts = hasattr(objective, "predict")
+    fn = objective.predict if predicts else objective.loss
+    mine = len(loader) if cfg.eval_batches is None else min(len(loader), cfg.eval_batches)
+    forwards = mine
+    if lockstep is not None:
+        forwards = int(accelerator.reduce(torch.tensor(mine, device=accelerator.device), "max"))
     sums = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     rows: list[tuple[int, Any, Any]] = []
+    batches = iter(loader)
+    batch = None
     with torch.no_grad(), accelerator.autocast():
-        for i, batch in enumerate(loader):
-            if cfg.eval_batches is not None and i >= cfg.eval_batches:
-                break
-            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+        for i in range(forwards):
+            if i < mine:
+                batch = {
+                    k: v.to(accelerator.device, non_blocking=True) for k, v in next(batches).items()
+                }
+            out = fn(model, batch) if lockstep is None else lockstep(batch, fn)
+            if i >= mine:
+                continue  # a repeat, to keep step with the other processes
             if predicts:
-                loss_sum, n, preds = objective.predict(model, batch)
+                loss_sum, n, preds = out
                 rows += zip(
                     batch["index"].tolist(), preds.tolist(), batch["labels"].tolist(), strict=True
                 )
             else:
-                loss_sum, n = objective.loss(model, batch)
+                loss_sum, n = out
             sums += torch.stack([loss_sum.double(), n.double()])
     sums = accelerator.reduce(sums, "sum").tolist()
     loss = sums[0] / sums[1] if sums[1] > 0 else None

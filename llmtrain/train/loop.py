@@ -31,11 +31,12 @@ from llmtrain.rundir import RunDir
 from llmtrain.train.checkpoint import (
     changed_settings,
     find_resume,
+    full_model_state,
     load_checkpoint,
     rng_state,
     save_checkpoint,
 )
-from llmtrain.train.distributed import gather
+from llmtrain.train.distributed import gather, sharded_model, sharded_state
 from llmtrain.train.evaluate import Evaluation, evaluate
 from llmtrain.train.optim import build_optimizer, build_scheduler
 from llmtrain.train.sampler import make_loader
@@ -49,17 +50,22 @@ class LossModule(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, loss: Any) -> None:
         super().__init__()
         self.model, self.loss = model, loss
+        # FSDP's transformer-layer auto-wrap looks for the layer classes here
+        self._no_split_modules = getattr(model, "_no_split_modules", None)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.loss(self.model, batch)
+    def forward(self, batch: dict[str, torch.Tensor], fn: Any = None) -> Any:
+        """`fn(model, batch)` (the loss by default) inside the wrapper's forward, so FSDP
+        gathers the weights for evaluation's predictions too."""
+        return (fn or self.loss)(self.model, batch)
 
 
 @dataclass
 class Selection:
-    """Keep the model with the best `metric` in <run>/best/ (written by `export`)."""
+    """Keep the model with the best `metric` in <run>/best/ (written by `export(directory,
+    weights)`, `weights` being the whole model's state dict)."""
 
     metric: str
-    export: Callable[[Path], None]
+    export: Callable[[Path, dict[str, torch.Tensor]], None]
     greater_is_better: bool = True
 
     def better(self, new: float, old: float | None) -> bool:
@@ -155,6 +161,9 @@ def fit(
     optimizer = build_optimizer(model, cfg, accelerator.device.type)
     scheduler = build_scheduler(optimizer, cfg, steps)
     module, optimizer = accelerator.prepare(LossModule(model, objective.loss), optimizer)
+    # Sharded weights exist only inside the wrapper's forward: evaluate through it, every
+    # process taking the same number of forwards.
+    lockstep = module if sharded_model(accelerator) else None
     pos = _start(run, cfg, model, optimizer, scheduler, run_config, console, accelerator)
 
     def draw():
@@ -183,7 +192,7 @@ def fit(
 
     def log_eval() -> Evaluation:
         nonlocal best_eval
-        result = evaluate(model, objective, eval_sets, cfg, accelerator)
+        result = evaluate(model, objective, eval_sets, cfg, accelerator, lockstep)
         run.log({"step": pos.step, "split": "eval", **result.metrics})
         console.eval(pos.step, result.metrics)
         if select is not None:
@@ -195,9 +204,10 @@ def fit(
                     0,
                     result,
                 )
+                weights = full_model_state(model)  # every process: FSDP gathers shards
                 with run.write_dir("best") as tmp:
                     if tmp is not None:
-                        select.export(tmp)
+                        select.export(tmp, weights)
             else:
                 pos.evals_since_best += 1
         return result
@@ -207,7 +217,15 @@ def fit(
         state = {"position": asdict(pos), "config": run_config}
         rngs = gather(accelerator, rng_state())
         path = save_checkpoint(
-            run, pos.step, model, optimizer, scheduler, state, rngs, accelerator.scaler
+            run,
+            pos.step,
+            model,
+            optimizer,
+            scheduler,
+            state,
+            rngs,
+            accelerator.scaler,
+            sharded=sharded_state(accelerator),
         )
         run.prune_checkpoints(cfg.keep_last)
         accelerator.wait_for_everyone()
@@ -218,6 +236,7 @@ def fit(
     window = torch.tensor(pos.window[:3], dtype=torch.float64, device=accelerator.device)
     console.start(steps, pos.step)
     module.train()
+    first_step_seconds = 0.0  # compiling (trainer.compile) and warm-up show here
     with StopRequest() as stop:
         try:
             while pos.step < steps:
@@ -243,6 +262,8 @@ def fit(
                 accelerator.unscale_gradients()  # fp16: back to true scale (else a no-op)
                 grads = [p.grad for p in module.parameters() if p.grad is not None]
                 grad_norm = torch.nn.utils.get_total_norm(grads)
+                if hasattr(grad_norm, "full_tensor"):  # FSDP: a sharded norm, made whole
+                    grad_norm = grad_norm.full_tensor()
                 finite = bool(torch.isfinite(grad_norm) & torch.isfinite(sums[0]))
                 if accelerator.scaler is not None:  # fp16: the scaler skips overflows itself
                     finite = True
@@ -262,6 +283,7 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 pos.step += 1
                 elapsed = time.perf_counter() - t0
+                first_step_seconds = first_step_seconds or elapsed
                 pos.window[3] += elapsed
                 pos.train_seconds += elapsed
 
@@ -324,6 +346,7 @@ def fit(
         "tokens": pos.tokens,
         "train_seconds": pos.train_seconds,
         "tokens_per_s": pos.tokens / max(pos.train_seconds, 1e-9),
+        "first_step_seconds": first_step_seconds,
         "eval": last_eval,
         "best": best_eval,
         "best_step": pos.best_step,
