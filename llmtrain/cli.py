@@ -141,6 +141,8 @@ def _user_error(e: BaseException) -> str | None:
 
     if isinstance(e, LlmtrainError):
         return str(e)
+    if isinstance(e, ValueError) and str(e).startswith("Only one of --run"):
+        return str(e)  # Hydra's own check of its flags (e.g. -m with --cfg)
     if isinstance(e, OSError) and e.filename and e.errno in _WRITE_ERRORS:
         return f"cannot write {e.filename}: {e.strerror}"
     if isinstance(e, MissingMandatoryValue):
