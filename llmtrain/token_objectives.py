@@ -116,7 +116,8 @@ class QuestionAnswering:
         return batch
 
     def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.tensor(batch["labels"].shape[0])
+        labels = batch["labels"]
+        return torch.tensor(labels.shape[0], device=labels.device)
 
     def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
         out = model(**_inputs(batch))
