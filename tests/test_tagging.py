@@ -18,6 +18,7 @@ from llmtrain.config import Family, TaskConfig, TokenizerConfig
 from llmtrain.data.tokenizer import build_tokenizer
 from llmtrain.errors import DataError
 from llmtrain.kinds import load_kind
+from llmtrain.metrics import tagging_metrics
 
 LONG = sentence(1) * 8  # 72 words: longer than the runs' task.max_length=32
 
@@ -110,6 +111,19 @@ def test_first_sub_token_carries_the_tag_and_truncation_is_counted(tmp_path):
         "1 of 2 validation sentences are longer than task.max_length=64 tokens and were "
         "truncated (their last words are neither trained on nor scored)",
     ]
+
+
+def test_scheme_decides_what_an_entity_is():
+    gold, pred = [["B-PER", "I-PER", "O"]], [["I-PER", "I-PER", "O"]]
+    # conlleval lets I- open an entity; strict IOB2 does not, so the prediction finds none.
+    assert tagging_metrics(gold, pred, "conlleval") == pytest.approx(
+        {"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 2 / 3}
+    )
+    assert tagging_metrics(gold, pred, "IOB2") == pytest.approx(
+        {"precision": 0.0, "recall": 0.0, "f1": 0.0, "accuracy": 2 / 3}
+    )
+    iobes = [["S-PER", "O", "B-LOC", "E-LOC"]]
+    assert tagging_metrics(iobes, iobes, "IOBES")["f1"] == 1.0
 
 
 def _bad(tmp_path: Path, name: str, text: str) -> Path:
