@@ -63,6 +63,16 @@ class Strategy(Enum):
     deepspeed = "deepspeed"
 
 
+class TagScheme(Enum):
+    IOB1 = "IOB1"
+    IOB2 = "IOB2"
+    IOE1 = "IOE1"
+    IOE2 = "IOE2"
+    IOBES = "IOBES"
+    BILOU = "BILOU"
+    conlleval = "conlleval"
+
+
 class Precision(Enum):
     no = "no"
     bf16 = "bf16"
@@ -177,19 +187,39 @@ class TrainerConfig:
 
 @dataclass
 class TaskConfig:
-    name: str = opt("sst2", "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, or custom")
+    name: str = opt(
+        "sst2", "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, custom, ner, squad, squad_v2"
+    )
     data_dir: str | None = opt(None, "GLUE: read GLUE's own TSV files here instead of the hub")
-    train_file: str | None = opt(None, "custom: training file (.csv, .tsv, .jsonl, .parquet)")
-    validation_file: str | None = opt(None, "custom: evaluation file")
+    train_file: str | None = opt(
+        None, "custom, ner, squad: training file (.csv, .tsv, .jsonl, .parquet; .conll; .json)"
+    )
+    validation_file: str | None = opt(None, "custom, ner, squad: evaluation file")
     test_file: str | None = opt(None, "custom: file to predict (labels optional)")
     text_fields: list[str] = opt(help="custom: one or two text columns", factory=lambda: ["text"])
     label_field: str = opt("label", "custom: the label column")
     labels: list[str] = opt(
-        help="custom: the label set in id order; empty: read from train", factory=list
+        help="custom, ner: the label (tag) set in id order; empty: read from train", factory=list
     )
     num_labels: int | None = opt(None, "custom: 1 for regression; else checked against the labels")
     max_length: int = opt(128, "tokens per example; longer inputs are truncated")
     max_train_examples: int | None = opt(None, "use only the first N training examples")
+    # token classification (ner)
+    tokens_field: str = opt("tokens", "ner (.jsonl): the list of words")
+    tags_field: str = opt("tags", "ner (.jsonl): the list of tags, one per word")
+    scheme: TagScheme = opt(
+        TagScheme.IOB2,
+        "ner: tagging scheme for entity scores (strict, seqeval): IOB1, IOB2, IOE1, IOE2, IOBES, "
+        "BILOU; conlleval: lenient, as conlleval",
+    )
+    # extractive question answering (squad, squad_v2)
+    hub_dataset: str | None = opt(None, "squad: hub dataset read when no files are given")
+    doc_stride: int = opt(128, "squad: context tokens shared by consecutive windows")
+    max_answer_length: int = opt(30, "squad: longest answer in tokens")
+    n_best: int = opt(20, "squad: start and end candidates per window")
+    null_threshold: float = opt(
+        0.0, "squad_v2: answer nothing when the null score beats the best span by more than this"
+    )
     cache_dir: str = opt(CACHE_DIR, CACHE_HELP)
 
 

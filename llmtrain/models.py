@@ -1,6 +1,7 @@
 """Models: a fresh BERT / GPT-2 from ModelConfig, or existing weights from a run or a path.
 
-One config builder serves every head: masked LM, causal LM and sequence classification.
+One config builder serves every head: masked LM, causal LM, sequence classification, token
+classification and question answering.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
+    AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     BertConfig,
     BertForMaskedLM,
+    BertForQuestionAnswering,
     BertForSequenceClassification,
+    BertForTokenClassification,
     GPT2Config,
     GPT2ForSequenceClassification,
     GPT2LMHeadModel,
@@ -48,7 +53,17 @@ _FRESH = {
     (Family.gpt2, "clm"): GPT2LMHeadModel,
     (Family.bert, "classify"): BertForSequenceClassification,
     (Family.gpt2, "classify"): GPT2ForSequenceClassification,
+    (Family.bert, "tag"): BertForTokenClassification,
+    (Family.bert, "qa"): BertForQuestionAnswering,
 }
+_HEADS = {
+    "classify": AutoModelForSequenceClassification,
+    "tag": AutoModelForTokenClassification,
+    "qa": AutoModelForQuestionAnswering,
+}
+# Heads that read every token (word tags, answer spans) want an encoder's two-sided context;
+# the QA "no answer" position is the first token, which only an encoder's [CLS] is fit for.
+_ENCODER_HEADS = {"tag": "token classification", "qa": "question answering"}
 
 
 def source(cfg: ModelConfig) -> str | None:
@@ -110,21 +125,49 @@ def build_classifier(
 ) -> PreTrainedModel:
     """A sequence classifier (a regression head when `labels` is empty) on existing weights or
     fresh, with the label names saved in its config."""
-    head = {
-        "num_labels": len(labels) or 1,
-        "id2label": {i: name for i, name in enumerate(labels)} if labels else {0: "score"},
-        "problem_type": "single_label_classification" if labels else "regression",
-    }
-    head["label2id"] = {name: i for i, name in head["id2label"].items()}
-    path = source(cfg)
-    if path:
-        model = _load(AutoModelForSequenceClassification, path, cfg, **head)
-    else:
-        model = _FRESH[cfg.family, "classify"](_fresh_config(cfg, tokenizer, **head))
+    head = _label_config(labels or ["score"])
+    head["problem_type"] = "single_label_classification" if labels else "regression"
+    model = build_head(cfg, tokenizer, "classify", **head)
     # GPT-2 finds each sequence's last token by its padding id; BERT needs it for nothing else.
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def build_tagger(
+    cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, labels: list[str]
+) -> PreTrainedModel:
+    """A token classifier with the tag names saved in its config."""
+    return build_head(cfg, tokenizer, "tag", **_label_config(labels))
+
+
+def build_head(
+    cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, head: str, **config
+) -> PreTrainedModel:
+    """A model with a task head ("classify", "tag", "qa") on existing weights or fresh;
+    `config` goes into the model's config (label names, problem type)."""
+    path = source(cfg)
+    if head in _ENCODER_HEADS:
+        model_type = pretrained_config(path, cfg.trust_remote_code).model_type if path else None
+        if (path and model_type not in MASKED_TYPES) or (
+            not path and cfg.family is not Family.bert
+        ):
+            what = f"model '{path}' is a '{model_type}' model" if path else "model.family=gpt2"
+            raise ConfigError(
+                f"{_ENCODER_HEADS[head]} needs an encoder (a BERT-like model), but {what}"
+            )
+    if path:
+        return _load(_HEADS[head], path, cfg, **config)
+    return _FRESH[cfg.family, head](_fresh_config(cfg, tokenizer, **config))
+
+
+def _label_config(labels: list[str]) -> dict:
+    id2label = dict(enumerate(labels))
+    return {
+        "num_labels": len(labels),
+        "id2label": id2label,
+        "label2id": {name: i for i, name in id2label.items()},
+    }
 
 
 def max_positions(model: PreTrainedModel) -> int:

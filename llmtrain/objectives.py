@@ -4,6 +4,11 @@ The contract the loop relies on:
 - `collate(examples) -> batch`: tensors on the CPU;
 - `targets(batch) -> n_targets`: how many targets the batch has, known before any forward;
 - `loss(model, batch) -> (loss_sum, n_targets)`: the *sum* of per-target losses and their count.
+Objectives that make predictions (task heads) also have, for evaluation:
+- `predict(model, batch) -> (loss_sum, n_targets, predictions)`: one prediction per example,
+  matched to the batch's `index` and `labels` as rows (index, prediction, reference);
+- `score(split, rows) -> (metrics, predictions)`: a split's metrics from all its rows, and the
+  predictions as the task writes them.
 The loop scales each micro-batch's sum by 1 / (targets over all micro-batches and processes)
 before backward, which makes gradient accumulation and multi-process training token-exact.
 
@@ -14,7 +19,8 @@ a run resumed.
 
 from __future__ import annotations
 
-from typing import Protocol
+import math
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +31,7 @@ from llmtrain.errors import ConfigError
 from llmtrain.metrics import task_metrics
 
 IGNORE = -100
+Row = tuple[int, Any, Any]  # (example index, prediction, reference)
 
 
 class Objective(Protocol):
@@ -186,5 +193,14 @@ class SequenceClassification:
         """(loss sum, labelled count, predictions): one forward for evaluation."""
         return self._forward(model, batch)
 
-    def metrics(self, predictions: list, references: list) -> dict[str, float]:
-        return task_metrics(self.metric_names, predictions, references)
+    def score(self, split: str, rows: list[Row]) -> tuple[dict[str, float], list[Row]]:
+        """Metrics over the rows that have a label; the rows are the predictions."""
+        labelled = [(p, r) for _, p, r in rows if _labelled(r)]
+        if not labelled:
+            return {}, rows
+        preds, refs = zip(*labelled, strict=True)
+        return task_metrics(self.metric_names, list(preds), list(refs)), rows
+
+
+def _labelled(reference: Any) -> bool:
+    return not (reference == IGNORE or (isinstance(reference, float) and math.isnan(reference)))

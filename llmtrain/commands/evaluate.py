@@ -15,10 +15,10 @@ from llmtrain.commands import start
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName, TrainerConfig
 from llmtrain.data.packing import BlockDataset, pack_blocks
 from llmtrain.data.sources import load_corpus
-from llmtrain.data.tasks import TaskData, encode, load_task
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
-from llmtrain.objectives import Objective, SequenceClassification, build_objective
+from llmtrain.kinds import Kind, load_kind
+from llmtrain.objectives import Objective, build_objective
 from llmtrain.rundir import RunDir
 from llmtrain.train.evaluate import Evaluation, evaluate
 
@@ -26,7 +26,7 @@ from llmtrain.train.evaluate import Evaluation, evaluate
 def predict_and_record(
     model: PreTrainedModel,
     objective: Objective,
-    task: TaskData,
+    task: Kind,
     encoded: dict[str, datasets.Dataset],
     cfg: TrainerConfig,
     accelerator: Accelerator,
@@ -35,8 +35,8 @@ def predict_and_record(
     """Evaluate every evaluation split (and predict the test split) and write predictions/."""
     names = [*task.eval_splits, *(["test"] if "test" in encoded else [])]
     evaluation = evaluate(model, objective, {n: encoded[n] for n in names}, cfg, accelerator)
-    for split, rows in evaluation.predictions.items():
-        run.write_text(f"predictions/{split}.tsv", task.predictions_tsv(split, rows))
+    for split, predictions in evaluation.predictions.items():
+        run.write_text(*task.predictions_file(split, predictions))
     return evaluation
 
 
@@ -49,18 +49,19 @@ def run(cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     accelerator, run, console = start(cfg.trainer, run_dir)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
     if cfg.task is not None:
-        task = load_task(cfg.task, Path(cfg.task.cache_dir).expanduser())
-        encoded = {
-            n: encode(s, tokenizer, cfg.task.max_length)
-            for n, s in task.splits.items()
-            if n != "train"
-        }
-        model = models.build_classifier(cfg.model, tokenizer, task.labels)
-        objective = SequenceClassification(tokenizer, task.metrics, task.regression)
-        evaluation = predict_and_record(
-            model, objective, task, encoded, cfg.trainer, accelerator, run
+        id2label = models.pretrained_config(path, cfg.model.trust_remote_code).id2label or {}
+        task = load_kind(
+            cfg.task,
+            Path(cfg.task.cache_dir).expanduser(),
+            training=False,
+            model_labels=[id2label[i] for i in sorted(id2label)],
         )
-        summary = {"task": cfg.task.name, "main_metric": task.metrics[0], **evaluation.metrics}
+        encoded = task.encode(tokenizer, console.warn)
+        model = task.build_model(cfg.model, tokenizer)
+        evaluation = predict_and_record(
+            model, task.objective(tokenizer), task, encoded, cfg.trainer, accelerator, run
+        )
+        summary = {"task": cfg.task.name, "main_metric": task.main_metric, **evaluation.metrics}
     else:
         summary = _language_model(cfg, path, tokenizer, accelerator)
     summary["model"] = path

@@ -1,4 +1,5 @@
-"""`llmtrain finetune`: a model on a labelled task; final/ is the best model by the main metric."""
+"""`llmtrain finetune`: a model on a labelled task (any kind: llmtrain.kinds); final/ is the best
+model by the task's main metric."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from llmtrain import models
 from llmtrain.commands import start
 from llmtrain.commands.evaluate import predict_and_record
 from llmtrain.config import FinetuneConfig
-from llmtrain.data.tasks import encode, load_task
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
-from llmtrain.models import build_classifier, count_parameters
-from llmtrain.objectives import SequenceClassification
+from llmtrain.kinds import load_kind
+from llmtrain.models import count_parameters
 from llmtrain.train.loop import Selection, check_trainer, fit
 
 
@@ -27,12 +27,11 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     path = models.source(cfg.model)
 
     with accelerator.main_process_first():  # rank 0 builds the caches, the others read them
-        task = load_task(cfg.task, cache)
+        task = load_kind(cfg.task, cache, training=True)
         if path:
             tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
         else:  # a fresh model gets a tokenizer trained on the task's own training text
-            train = task.splits["train"]
-            texts = list(train["text_a"]) + (list(train["text_b"]) if task.pair else [])
+            texts = task.train_texts()
             tokenizer = build_tokenizer(
                 cfg.tokenizer,
                 cfg.model.family,
@@ -41,20 +40,16 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
                 max_length=cfg.model.max_position_embeddings,
                 fingerprint=hashlib.sha256("\n".join(texts).encode()).hexdigest(),
             )
-        encoded = {
-            name: encode(split, tokenizer, cfg.task.max_length)
-            for name, split in task.splits.items()
-        }
-    model = build_classifier(cfg.model, tokenizer, task.labels)
-    objective = SequenceClassification(tokenizer, task.metrics, task.regression)
-    main = task.metrics[0]
-    kind = "regression" if task.regression else f"{len(task.labels)} labels"
+        encoded = task.encode(tokenizer, console.warn)
+    model = task.build_model(cfg.model, tokenizer)
+    objective = task.objective(tokenizer)
+    main = task.main_metric
     t = cfg.trainer
     console.table(
         "llmtrain finetune",
         {
             "run directory": str(run.path),
-            "task": f"{cfg.task.name}: {kind}, main metric {main}",
+            "task": f"{cfg.task.name}: {task.describe()}, main metric {main}",
             "model": f"{path or 'fresh ' + cfg.model.family.value}: {type(model).__name__}, "
             f"{count_parameters(model):,} parameters",
             "data": ", ".join(f"{name} {len(split):,}" for name, split in encoded.items()),
@@ -82,10 +77,8 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     run.promote("best", "final")
     accelerator.wait_for_everyone()
     # Predictions and best metrics come from final/ as saved, so they are what a user reloads.
-    best_model = build_classifier(
-        models.ModelConfig(name_or_path=str(run.final), attention=cfg.model.attention),
-        tokenizer,
-        task.labels,
+    best_model = task.build_model(
+        models.ModelConfig(name_or_path=str(run.final), attention=cfg.model.attention), tokenizer
     )
     evaluation = predict_and_record(
         best_model, objective, task, encoded, cfg.trainer, accelerator, run

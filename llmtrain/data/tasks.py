@@ -182,7 +182,7 @@ def _label_id(raw: str, labels: tuple[str, ...] | list[str], where: str) -> int 
     raise DataError(f"{where}: label '{raw}' is not in the label set ({', '.join(labels)})")
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise ConfigError(f"file not found: {path}")
     data = path.read_bytes()
@@ -202,7 +202,7 @@ def _read_lines(path: Path) -> list[str]:
 
 def _read_tsv(path: Path, header: bool) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
     """GLUE's TSVs: tab-separated with quoting off (text holds stray quote characters)."""
-    lines = _read_lines(path)
+    lines = read_lines(path)
     names = lines.pop(0).split("\t") if header else None
     rows = [
         (n, line.split("\t")) for n, line in enumerate(lines, 2 if header else 1) if line.strip()
@@ -303,7 +303,7 @@ def _custom(cfg: TaskConfig) -> TaskData:
     files = {"train": cfg.train_file, "validation": cfg.validation_file}
     if cfg.test_file:
         files["test"] = cfg.test_file
-    raw = {split: _read_records(Path(f).expanduser()) for split, f in files.items()}
+    raw = {split: read_records(Path(f).expanduser()) for split, f in files.items()}
     labels: list[str] = [] if regression else list(cfg.labels)
     if not regression and not labels:  # inferred from the training file, in a fixed order
         labels = sorted({str(r.get(cfg.label_field, "")) for _, r in raw["train"][1]})
@@ -340,7 +340,7 @@ def _custom(cfg: TaskConfig) -> TaskData:
     return TaskData(_limit(splits, cfg), labels, metrics, len(cfg.text_fields) == 2)
 
 
-def _read_records(path: Path) -> tuple[Path, list[tuple[int, dict]]]:
+def read_records(path: Path) -> tuple[Path, list[tuple[int, dict]]]:
     """Rows of a csv / tsv / jsonl / parquet file as (row number, record)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -349,7 +349,7 @@ def _read_records(path: Path) -> tuple[Path, list[tuple[int, dict]]]:
         records = list(enumerate(datasets.Dataset.from_parquet(str(path)).to_list(), 1))
     elif suffix == ".jsonl":
         records = []
-        for number, line in enumerate(_read_lines(path), 1):
+        for number, line in enumerate(read_lines(path), 1):
             if line.strip():
                 try:
                     records.append((number, json.loads(line)))
@@ -359,7 +359,7 @@ def _read_records(path: Path) -> tuple[Path, list[tuple[int, dict]]]:
         names, rows = _read_tsv(path, header=True)
         records = [(n, dict(zip(names, values, strict=False))) for n, values in rows]
     elif suffix == ".csv":
-        reader = csv.DictReader(_read_lines(path))
+        reader = csv.DictReader(read_lines(path))
         records = [(reader.line_num, row) for row in reader]
     else:
         raise ConfigError(f"{path}: not .csv, .tsv, .jsonl or .parquet")

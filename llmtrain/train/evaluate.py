@@ -3,7 +3,6 @@ objective makes predictions. Each example is seen once over all processes."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,19 +13,16 @@ from torch.utils.data import Dataset
 
 from llmtrain.config import TrainerConfig
 from llmtrain.metrics import perplexity
-from llmtrain.objectives import IGNORE, Objective
+from llmtrain.objectives import Objective
 from llmtrain.train.sampler import EVAL_EPOCH, make_loader
 
 
 @dataclass
 class Evaluation:
     metrics: dict[str, float]
-    # split -> (index, prediction, reference) for every example, in index order
-    predictions: dict[str, list[tuple[int, Any, Any]]] = field(default_factory=dict)
-
-
-def _labelled(reference: Any) -> bool:
-    return not (reference == IGNORE or (isinstance(reference, float) and math.isnan(reference)))
+    # split -> the objective's predictions (from rows (index, prediction, reference) in index
+    # order), as the task writes them
+    predictions: dict[str, Any] = field(default_factory=dict)
 
 
 def evaluate(
@@ -58,12 +54,9 @@ def evaluate(
             if loss is not None:
                 result.metrics[f"{prefix}perplexity"] = perplexity(loss)
             continue
-        result.predictions[name] = rows
-        labelled = [(p, r) for _, p, r in rows if _labelled(r)]
-        if labelled:
-            preds, refs = zip(*labelled, strict=True)
-            for key, value in objective.metrics(list(preds), list(refs)).items():
-                result.metrics[f"{prefix}{key}"] = value
+        metrics, result.predictions[name] = objective.score(name, rows)
+        for key, value in metrics.items():
+            result.metrics[f"{prefix}{key}"] = value
     model.train(was_training)
     return result
 
