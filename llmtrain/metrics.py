@@ -1,4 +1,4 @@
-"""Task metrics from well-kept libraries (scikit-learn, scipy), and perplexity."""
+"""Task metrics from well-kept libraries (scikit-learn, scipy, rouge-score), and perplexity."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from llmtrain.errors import ConfigError
 
 
 def perplexity(loss: float) -> float:
@@ -34,3 +36,20 @@ def _correlation(fn, preds: np.ndarray, refs: np.ndarray) -> float:
     if len(preds) < 2 or np.std(preds) == 0 or np.std(refs) == 0:
         return 0.0  # undefined for constant input: report no correlation
     return float(fn(preds, refs)[0])
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F-measure (rouge-score's defaults: lower-cased alphanumeric tokens, no
+    stemming) of each prediction against its reference."""
+    try:
+        from rouge_score.rouge_scorer import RougeScorer
+        from rouge_score.tokenizers import DefaultTokenizer
+    except ImportError:
+        raise ConfigError(
+            "task.rouge=true needs the rouge-score package: pip install 'llmtrain[rouge]'"
+        ) from None
+    scorer = RougeScorer(["rougeL"], tokenizer=DefaultTokenizer(use_stemmer=False))
+    scores = [
+        scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)
+    ]
+    return float(np.mean(scores)) if scores else 0.0

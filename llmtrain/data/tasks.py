@@ -88,7 +88,7 @@ GLUE: dict[str, GlueSpec] = {
     ),
     "wnli": GlueSpec(_PAIR, _PAIR, "label", ("not_entailment", "entailment"), ("accuracy",)),
 }
-TASKS = (*GLUE, "custom")
+TASKS = (*GLUE, "custom", "sft")
 
 
 @dataclass
@@ -303,7 +303,7 @@ def _custom(cfg: TaskConfig) -> TaskData:
     files = {"train": cfg.train_file, "validation": cfg.validation_file}
     if cfg.test_file:
         files["test"] = cfg.test_file
-    raw = {split: _read_records(Path(f).expanduser()) for split, f in files.items()}
+    raw = {split: read_records(Path(f).expanduser()) for split, f in files.items()}
     labels: list[str] = [] if regression else list(cfg.labels)
     if not regression and not labels:  # inferred from the training file, in a fixed order
         labels = sorted({str(r.get(cfg.label_field, "")) for _, r in raw["train"][1]})
@@ -340,7 +340,7 @@ def _custom(cfg: TaskConfig) -> TaskData:
     return TaskData(_limit(splits, cfg), labels, metrics, len(cfg.text_fields) == 2)
 
 
-def _read_records(path: Path) -> tuple[Path, list[tuple[int, dict]]]:
+def read_records(path: Path) -> tuple[Path, list[tuple[int, dict]]]:
     """Rows of a csv / tsv / jsonl / parquet file as (row number, record)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
