@@ -18,7 +18,6 @@ REQUIRED = {
     "data/hf": ["data.name=some/dataset"],
     "tokenizer/pretrained": ["tokenizer.name_or_path=some/tokenizer"],
     "task/custom": ["task.train_file=a.csv", "task.validation_file=b.csv"],
-    "task/sft": ["task.train_file=a.jsonl"],
 }
 
 

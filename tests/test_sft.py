@@ -189,8 +189,8 @@ def test_final_generates_in_a_pipeline(sft_run):
 def test_evaluate_reports_the_same_loss(sft_run, sft_files, cache_dir, tmp_path):
     run_dir = tmp_path / "eval"
     args = ["task=sft", "task.max_length=48", "task.samples=2", "task.max_new_tokens=8"]
-    args += [f"model.from_run={sft_run}", f"task.train_file={sft_files[0]}"]
-    args += [f"task.validation_file={sft_files[1]}", f"hydra.run.dir={run_dir}"]
+    args += [f"model.from_run={sft_run}", f"task.validation_file={sft_files[1]}"]
+    args += [f"hydra.run.dir={run_dir}"]
     result = run_cli(["evaluate", *args], cache_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -210,6 +210,36 @@ def test_held_out_split_when_no_validation_file(tmp_path):
     assert len(splits["validation"]) == 5 and len(splits["train"]) == 15
     assert not {e.where for e in splits["validation"]} & {e.where for e in splits["train"]}
     assert sft.load_splits(cfg, seed=1) == splits
+    assert sft.load_validation(cfg, seed=1) == splits["validation"]  # what evaluate reads
+
+
+def test_every_assistant_turn_is_a_target(tokenizer):
+    chat = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Colour of lime?"},
+        {"role": "assistant", "content": "green"},
+        {"role": "user", "content": "And plum?"},
+        {"role": "assistant", "content": "purple"},
+        {"role": "user", "content": "Thanks"},  # nothing to learn after the last answer
+    ]
+    example = sft.Example("x:1", messages=tuple(chat))
+    ids, labels = sft.tokenize(example, tokenizer)
+    eos = tokenizer.eos_token
+    assert tokenizer.decode(ids) == tokenizer.apply_chat_template(chat[:5], tokenize=False)
+    runs, run = [], []
+    for i, label in zip(ids, labels, strict=True):
+        if label != IGNORE:
+            run.append(i)
+        elif run:
+            runs, run = [*runs, run], []
+    assert [tokenizer.decode(r) for r in [*runs, run] if r] == [f"green{eos}", f"purple{eos}"]
+    # Generation starts where the last answer would: after the template's generation prompt.
+    start = sft.prompt(example, tokenizer, max_length=512)
+    assert start.reference == "purple"
+    assert start.text == tokenizer.apply_chat_template(
+        chat[:4], tokenize=False, add_generation_prompt=True
+    )
+    assert tokenizer.decode(start.ids) == start.text
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,9 @@ def finetune(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> di
     check_trainer(cfg.trainer)
     _check_task(cfg.task)
     path = models.source(cfg.model)
-    if not path and cfg.model.family is not Family.gpt2:
+    if path:
+        models.check_objective(cfg.model, ObjectiveName.clm)  # a decoder: before any data work
+    elif cfg.model.family is not Family.gpt2:
         raise ConfigError(
             "task=sft trains a causal LM: model=gpt2-tiny for a fresh one, or "
             "model.from_run=… / model.name_or_path=… of a decoder"
@@ -133,7 +135,8 @@ def evaluate(
     """Loss and perplexity on the validation responses (task.validation_file, else the share of
     task.train_file that fine-tuning held out), and samples from their prompts."""
     _check_task(cfg.task)
-    validation = sft.load_splits(cfg.task, cfg.trainer.seed)["validation"]
+    models.check_objective(cfg.model, ObjectiveName.clm)
+    validation = sft.load_validation(cfg.task, cfg.trainer.seed)
     sft.prepare_tokenizer(tokenizer, validation)
     model = models.build_model(cfg.model, ObjectiveName.clm, tokenizer).to(accelerator.device)
     _check_length(cfg.task, model)
@@ -158,6 +161,8 @@ def _check_task(cfg: TaskConfig) -> None:
         raise ConfigError(f"task.max_new_tokens={cfg.max_new_tokens} must be positive")
     if cfg.do_sample and (cfg.temperature <= 0 or not 0 < cfg.top_p <= 1):
         raise ConfigError("task.temperature must be positive and task.top_p in (0, 1]")
+    if cfg.rouge and cfg.samples == 0:
+        raise ConfigError("task.rouge=true needs generations: task.samples=0 makes none")
     if cfg.rouge:
         rouge_l([], [])  # fails now, not after training, when rouge-score is missing
 

@@ -90,6 +90,16 @@ def load_splits(cfg: TaskConfig, seed: int) -> dict[str, list[Example]]:
     return {"train": [train[i] for i in kept], "validation": [train[i] for i in held]}
 
 
+def load_validation(cfg: TaskConfig, seed: int) -> list[Example]:
+    """The validation examples alone: task.validation_file, else the share of task.train_file
+    that `load_splits` holds out with the same seed."""
+    if cfg.validation_file:
+        return read_examples(Path(cfg.validation_file).expanduser(), cfg)
+    if not cfg.train_file:
+        raise ConfigError("task=sft needs task.validation_file (or task.train_file)")
+    return load_splits(cfg, seed)["validation"]
+
+
 def read_examples(path: Path, cfg: TaskConfig) -> list[Example]:
     """Examples of a .jsonl (or .csv / .tsv / .parquet) file; a bad row stops with its line."""
     path, records = read_records(path)
