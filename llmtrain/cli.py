@@ -54,6 +54,7 @@ def usage() -> str:
         "  llmtrain pretrain --cfg job",
         "  llmtrain finetune task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/pretrain/…",
         "  llmtrain evaluate task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/finetune/…",
+        "  llmtrain finetune task=sft task.train_file=qa.jsonl model.from_run=outputs/pretrain/…",
     ]
     return "\n".join(lines)
 

@@ -188,7 +188,8 @@ class TrainerConfig:
 @dataclass
 class TaskConfig:
     name: str = opt(
-        "sst2", "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, custom, ner, squad, squad_v2"
+        "sst2",
+        "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, custom, ner, squad, squad_v2, sft",
     )
     data_dir: str | None = opt(None, "GLUE: read GLUE's own TSV files here instead of the hub")
     train_file: str | None = opt(
@@ -221,6 +222,25 @@ class TaskConfig:
         0.0, "squad_v2: answer nothing when the null score beats the best span by more than this"
     )
     cache_dir: str = opt(CACHE_DIR, CACHE_HELP)
+    prompt_field: str = opt("prompt", "sft: the field holding a prompt")
+    response_field: str = opt("response", "sft: the field holding the prompt's response")
+    messages_field: str = opt(
+        "messages", "sft: the field holding a conversation, a list of {role, content}"
+    )
+    validation_fraction: float = opt(
+        0.05, "sft: share of the training examples held out when no validation_file is given"
+    )
+    packing: bool = opt(
+        True, "sft: several examples per max_length row, each seeing only itself; false: one a row"
+    )
+    samples: int | None = opt(
+        4, "sft: validation prompts generated from at each evaluation; null: all of them"
+    )
+    max_new_tokens: int = opt(64, "sft: longest generation, in tokens")
+    do_sample: bool = opt(False, "sft: sample the generations (seeded); false: greedy")
+    temperature: float = opt(1.0, "sft: sampling temperature (do_sample)")
+    top_p: float = opt(1.0, "sft: nucleus sampling share (do_sample)")
+    rouge: bool = opt(False, "sft: ROUGE-L of the generations against the references")
 
 
 @dataclass
@@ -261,6 +281,13 @@ RESUME_FREE_KEYS = {
     "trainer.max_bad_steps",
     "data.cache_dir",
     "task.cache_dir",
+    # sft: what evaluations generate, not what is trained
+    "task.samples",
+    "task.max_new_tokens",
+    "task.do_sample",
+    "task.temperature",
+    "task.top_p",
+    "task.rouge",
 }
 
 GROUPS = {

@@ -1,5 +1,5 @@
-"""Task metrics from well-kept libraries (scikit-learn, scipy, seqeval), SQuAD's exact match and
-F1 (no offline library offers them), and perplexity."""
+"""Task metrics from well-kept libraries (scikit-learn, scipy, seqeval, rouge-score), SQuAD's
+exact match and F1 (no offline library offers them), and perplexity."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from llmtrain.errors import ConfigError
 
 
 def perplexity(loss: float) -> float:
@@ -108,3 +110,20 @@ def _means(exact: dict, f1: dict, ids: list[str], prefix: str) -> dict[str, floa
         f"{prefix}exact": sum(exact[i] for i in ids) / n,
         f"{prefix}f1": sum(f1[i] for i in ids) / n,
     }
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F-measure (rouge-score's defaults: lower-cased alphanumeric tokens, no
+    stemming) of each prediction against its reference."""
+    try:
+        from rouge_score.rouge_scorer import RougeScorer
+        from rouge_score.tokenizers import DefaultTokenizer
+    except ImportError:
+        raise ConfigError(
+            "task.rouge=true needs the rouge-score package: pip install 'llmtrain[rouge]'"
+        ) from None
+    scorer = RougeScorer(["rougeL"], tokenizer=DefaultTokenizer(use_stemmer=False))
+    scores = [
+        scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)
+    ]
+    return float(np.mean(scores)) if scores else 0.0

@@ -50,14 +50,16 @@ def build_objective(cfg: ObjectiveConfig, tokenizer: PreTrainedTokenizerBase) ->
     return CausalLM()
 
 
-def _head_logits(model: torch.nn.Module, input_ids: torch.Tensor, pick) -> torch.Tensor | None:
+def _head_logits(
+    model: torch.nn.Module, input_ids: torch.Tensor, pick, **inputs
+) -> torch.Tensor | None:
     """Logits at the positions `pick(hidden)` selects only, or None for a model whose output
     head we cannot call alone. The vocabulary projection dominates small models' compute and
     memory traffic, so it runs where there are targets and nowhere else."""
     head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
     if head is None:
         return None
-    hidden = model.base_model(input_ids=input_ids).last_hidden_state
+    hidden = model.base_model(input_ids=input_ids, **inputs).last_hidden_state
     return head(pick(hidden))
 
 
@@ -204,3 +206,50 @@ class SequenceClassification:
 
 def _labelled(reference: Any) -> bool:
     return not (reference == IGNORE or (isinstance(reference, float) and math.isnan(reference)))
+
+
+class SupervisedLM:
+    """Next-token prediction on the response tokens only (llmtrain.data.sft makes the rows:
+    `labels` hold the token ids at target positions, IGNORE elsewhere).
+
+    Rows are padded per batch; `position_ids` go to the model instead of an attention mask, so
+    a packed row's examples (positions restarting at 0) each attend only to themselves, and the
+    padding, after every real token and never a target, changes nothing. `attention_mask` marks
+    the real tokens for the loop's token count; the model does not get it.
+    """
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(ex["input_ids"]) for ex in examples)
+        batch = {
+            k: torch.full((len(examples), longest), fill, dtype=torch.long)
+            for k, fill in (("input_ids", self.pad_id), ("labels", IGNORE), ("position_ids", 0))
+        }
+        batch["attention_mask"] = torch.zeros(len(examples), longest, dtype=torch.long)
+        for i, ex in enumerate(examples):
+            n = len(ex["input_ids"])
+            batch["input_ids"][i, :n] = torch.as_tensor(ex["input_ids"])
+            batch["labels"][i, :n] = torch.as_tensor(ex["labels"])
+            positions = torch.as_tensor(ex["position_ids"])
+            # Padding continues the last example's positions: one sequence, no new one.
+            batch["position_ids"][i] = torch.cat(
+                [positions, positions[-1] + 1 + torch.arange(longest - n)]
+            )
+            batch["attention_mask"][i, :n] = 1
+        return batch
+
+    def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return (batch["labels"][:, 1:] != IGNORE).sum()
+
+    def loss(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, labels = batch["input_ids"], batch["labels"][:, 1:]
+        scored = labels != IGNORE
+        inputs = {"position_ids": batch["position_ids"], "use_cache": False}
+        logits = _head_logits(model, ids, lambda hidden: hidden[:, :-1][scored], **inputs)
+        if logits is None:
+            logits = model(input_ids=ids, **inputs).logits[:, :-1][scored]
+        return _sum_cross_entropy(logits, labels[scored])

@@ -11,7 +11,7 @@ from accelerate import Accelerator
 from transformers import PreTrainedModel
 
 from llmtrain import models
-from llmtrain.commands import start
+from llmtrain.commands import sft, start
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName, TrainerConfig
 from llmtrain.data.packing import BlockDataset, pack_blocks
 from llmtrain.data.sources import load_corpus
@@ -48,7 +48,9 @@ def run(cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         )
     accelerator, run, console = start(cfg.trainer, run_dir)
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
-    if cfg.task is not None:
+    if cfg.task is not None and cfg.task.name == "sft":  # a causal LM on prompts and responses
+        summary = sft.evaluate(cfg, path, tokenizer, accelerator, run, console)
+    elif cfg.task is not None:
         id2label = models.pretrained_config(path, cfg.model.trust_remote_code).id2label or {}
         task = load_kind(
             cfg.task,

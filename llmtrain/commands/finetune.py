@@ -11,7 +11,7 @@ import datasets
 import torch
 
 from llmtrain import models
-from llmtrain.commands import start
+from llmtrain.commands import finetune_summary, sft, start
 from llmtrain.commands.evaluate import predict_and_record
 from llmtrain.config import FinetuneConfig
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
@@ -21,6 +21,8 @@ from llmtrain.train.loop import Selection, check_trainer, fit
 
 
 def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
+    if cfg.task.name == "sft":  # a causal LM on prompts and responses: its own recipe
+        return sft.finetune(cfg, run_dir, resolved)
     check_trainer(cfg.trainer)
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed)
     cache = Path(cfg.task.cache_dir).expanduser()
@@ -83,19 +85,7 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     evaluation = predict_and_record(
         best_model, objective, task, encoded, cfg.trainer, accelerator, run
     )
-    summary = {
-        "task": cfg.task.name,
-        "main_metric": main,
-        "best_step": result["best_step"],
-        **{f"best_{k}": v for k, v in evaluation.metrics.items()},
-        **{f"final_{k}": v for k, v in result["eval"].metrics.items()},
-        "steps": result["steps"],
-        "tokens": result["tokens"],
-        "train_seconds": round(result["train_seconds"], 3),
-        "tokens_per_s": round(result["tokens_per_s"], 1),
-        "first_step_seconds": round(result["first_step_seconds"], 3),
-        "parameters": count_parameters(model),
-    }
+    summary = finetune_summary(cfg.task.name, main, result, evaluation.metrics, model)
     run.write_summary(summary)
     console.table("summary", summary)
     console.line(f"run directory: {run.path}  (best model: {run.final})")

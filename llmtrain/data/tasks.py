@@ -88,7 +88,7 @@ GLUE: dict[str, GlueSpec] = {
     ),
     "wnli": GlueSpec(_PAIR, _PAIR, "label", ("not_entailment", "entailment"), ("accuracy",)),
 }
-TASKS = (*GLUE, "custom")
+TASKS = (*GLUE, "custom", "sft")
 
 
 @dataclass

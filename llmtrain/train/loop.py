@@ -149,10 +149,12 @@ def fit(
     run_config: dict[str, Any],
     select: Selection | None = None,
     train_lengths: torch.Tensor | None = None,
+    after_eval: Callable[[torch.nn.Module], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Train to the configured number of steps (or until early stopping), continuing from a
     checkpoint where `trainer.resume` finds one; returns counters, the last evaluation and,
-    with `select`, the best one."""
+    with `select`, the best one. `after_eval(model)` runs after every evaluation (e.g. to write
+    generations); the metrics it returns join that evaluation's."""
     check_trainer(cfg)
     if cfg.early_stopping and select is None:
         raise ConfigError("trainer.early_stopping needs a task metric to watch (llmtrain finetune)")
@@ -193,6 +195,8 @@ def fit(
     def log_eval() -> Evaluation:
         nonlocal best_eval
         result = evaluate(model, objective, eval_sets, cfg, accelerator, lockstep)
+        if after_eval is not None:
+            result.metrics.update(after_eval(model))
         run.log({"step": pos.step, "split": "eval", **result.metrics})
         console.eval(pos.step, result.metrics)
         if select is not None:
