@@ -20,6 +20,7 @@ from conftest import run_cli
         (["objective=mlm", "model=gpt2-tiny"], "objective=mlm"),
         (["trainer.batch_size=0"], "trainer.batch_size"),
         (["trainer.block_size=1024"], "trainer.block_size"),
+        (["trainer.budget=20min"], "trainer.budget"),
     ],
 )
 def test_mistake_gives_one_line(args, named, cache_dir, tmp_path):

@@ -17,7 +17,7 @@ from llmtrain.data.tasks import encode, load_task
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.models import build_classifier, count_parameters
 from llmtrain.objectives import SequenceClassification
-from llmtrain.train.loop import Selection, check_trainer, fit
+from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit
 
 
 def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +76,7 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         run=run,
         console=console,
         run_config=resolved,
+        closing_evals=2,  # the last evaluation, then final/'s predictions
         select=Selection(main, export),
         train_lengths=torch.tensor([len(ids) for ids in encoded["train"]["input_ids"]]),
     )
@@ -102,6 +103,7 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         "tokens_per_s": round(result["tokens_per_s"], 1),
         "parameters": count_parameters(model),
     }
+    summary.update(budget_summary(result["budget"], result["steps"]))
     run.write_summary(summary)
     console.table("summary", summary)
     console.line(f"run directory: {run.path}  (best model: {run.final})")

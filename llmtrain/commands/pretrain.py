@@ -14,7 +14,7 @@ from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
 from llmtrain.objectives import build_objective
-from llmtrain.train.loop import check_trainer, fit
+from llmtrain.train.loop import budget_summary, check_trainer, fit
 
 
 def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +86,7 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         "tokens_per_s": round(result["tokens_per_s"], 1),
         "parameters": params,
     }
+    summary.update(budget_summary(result["budget"], result["steps"]))
     run.write_summary(summary)
     console.table("summary", summary)
     console.line(f"run directory: {run.path}  (final model: {run.final})")
