@@ -51,6 +51,11 @@ class Schedule(Enum):
     constant = "constant"
 
 
+class Packing(Enum):
+    concat = "concat"
+    document = "document"
+
+
 class DecodeErrors(Enum):
     strict = "strict"
     replace = "replace"
@@ -86,6 +91,11 @@ class DataConfig:
     text_field: str = opt("text", "column holding the text (.jsonl, .parquet, hub)")
     decode_errors: DecodeErrors = opt(
         DecodeErrors.strict, "bytes that are not UTF-8 in .txt files: strict (stop), replace"
+    )
+    packing: Packing = opt(
+        Packing.concat,
+        "concat: attention crosses documents in a block; document: each token sees its own "
+        "document only",
     )
     cache_dir: str = opt(CACHE_DIR, CACHE_HELP)
 

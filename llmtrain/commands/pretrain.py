@@ -8,7 +8,7 @@ from typing import Any
 from llmtrain import models
 from llmtrain.commands import start
 from llmtrain.config import PretrainConfig
-from llmtrain.data.packing import BlockDataset, pack_blocks
+from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
@@ -35,9 +35,10 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             fallback_path=models.source(cfg.model),
             trust_remote_code=cfg.model.trust_remote_code,
         )
-        train_set = BlockDataset(pack_blocks(corpus["train"], tokenizer, block, cache, "training"))
-        eval_set = BlockDataset(
-            pack_blocks(corpus["validation"], tokenizer, block, cache, "validation")
+        packing = cfg.data.packing
+        train_set = packed_dataset(corpus["train"], tokenizer, block, cache, "training", packing)
+        eval_set = packed_dataset(
+            corpus["validation"], tokenizer, block, cache, "validation", packing
         )
     objective = build_objective(cfg.objective, tokenizer)
     model = build_model(cfg.model, cfg.objective.name, tokenizer)

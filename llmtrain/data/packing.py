@@ -4,6 +4,11 @@ Documents are concatenated with the tokenizer's own separators ([CLS] … [SEP] 
 end-of-text token after each GPT document) and cut into `block_size` blocks with no padding.
 Blocks are stored as a .npy file in the cache and memory-mapped, so a large corpus does not sit
 in RAM and a rerun skips both steps.
+
+`data.packing=document` keeps the same blocks and adds each token's position within its
+document (restarting at every document start and every block start), from which the objective
+builds block-diagonal attention: no token sees another document's tokens, and no padding is
+needed. A document cut by a block boundary continues in the next block as its own segment.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from llmtrain.atomic import atomic_file
+from llmtrain.config import Packing
 from llmtrain.errors import DataError
 
 # Bump when tokenising or packing below changes, so caches built by older code are not reused.
@@ -93,22 +99,62 @@ def pack_blocks(
     return np.load(path, mmap_mode="r")
 
 
+def document_positions(
+    corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, cache_dir: Path
+) -> np.ndarray:
+    """Each packed token's position in its document segment, shaped and cut like pack_blocks's
+    blocks (uint16, memory-mapped)."""
+    tokenized = tokenize(corpus, tokenizer, cache_dir)
+    path = Path(cache_dir) / "blocks" / f"{tokenized._fingerprint}-b{block_size}-positions.npy"
+    if not path.exists():
+        lengths = pc.list_value_length(tokenized.data.column("input_ids")).to_numpy()
+        n_blocks = int(lengths.sum()) // block_size
+        index = np.arange(n_blocks * block_size)
+        starts = np.zeros(len(index), dtype=bool)
+        doc_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        starts[doc_starts[doc_starts < len(index)]] = True
+        starts[::block_size] = True
+        last_start = np.maximum.accumulate(np.where(starts, index, 0))
+        positions = (index - last_start).astype(np.uint16).reshape(n_blocks, block_size)
+        _save_atomic(path, positions)
+    return np.load(path, mmap_mode="r")
+
+
+def packed_dataset(
+    corpus: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    block_size: int,
+    cache_dir: Path,
+    what: str,
+    packing: Packing,
+) -> BlockDataset:
+    """The corpus as training examples, packed as `data.packing` says."""
+    blocks = pack_blocks(corpus, tokenizer, block_size, cache_dir, what)
+    if packing is Packing.concat:
+        return BlockDataset(blocks)
+    return BlockDataset(blocks, document_positions(corpus, tokenizer, block_size, cache_dir))
+
+
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     with atomic_file(path, "wb") as f:
         np.save(f, array)
 
 
 class BlockDataset(torch.utils.data.Dataset):
-    """Packed blocks as examples `{"input_ids": LongTensor[block_size]}`."""
+    """Packed blocks as examples `{"input_ids": LongTensor[block_size]}`, with
+    `"position_ids"` (positions within each document) for document packing."""
 
-    def __init__(self, blocks: np.ndarray) -> None:
-        self.blocks = blocks
+    def __init__(self, blocks: np.ndarray, positions: np.ndarray | None = None) -> None:
+        self.blocks, self.positions = blocks, positions
 
     def __len__(self) -> int:
         return len(self.blocks)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": torch.from_numpy(self.blocks[i].astype(np.int64))}
+        example = {"input_ids": torch.from_numpy(self.blocks[i].astype(np.int64))}
+        if self.positions is not None:
+            example["position_ids"] = torch.from_numpy(self.positions[i].astype(np.int64))
+        return example
 
     @property
     def num_tokens(self) -> int:
