@@ -17,6 +17,7 @@ a run resumed.
 
 from __future__ import annotations
 
+import inspect
 from typing import Protocol
 
 import torch
@@ -63,19 +64,28 @@ def model_inputs(model: torch.nn.Module, batch: dict[str, torch.Tensor], causal:
     allowed = segment[:, :, None] == segment[:, None, :]
     if causal:
         allowed &= torch.ones_like(allowed[0]).tril()
-    attention = getattr(model.config, "_attn_implementation", None)
-    if attention == "sdpa":
+    if model.config._attn_implementation == "sdpa":
         mask = allowed[:, None]
-    elif attention == "eager":  # added to the scores
+    else:  # eager: added to the scores
         dtype = model.get_input_embeddings().weight.dtype
         mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
         mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
-    else:
+    return {**inputs, "position_ids": positions, "attention_mask": mask}
+
+
+def check_document_packing(model: torch.nn.Module) -> None:
+    """Refuse, before any work, a model that cannot take block-diagonal attention."""
+    attention = getattr(model.config, "_attn_implementation", None)
+    if attention not in ("sdpa", "eager"):
         raise ConfigError(
             f"data.packing=document needs sdpa or eager attention, not {attention} "
             "(model.attention)"
         )
-    return {**inputs, "position_ids": positions, "attention_mask": mask}
+    if "position_ids" not in inspect.signature(model.base_model.forward).parameters:
+        raise ConfigError(
+            f"data.packing=document: {type(model).__name__} takes no position_ids; "
+            "use data.packing=concat"
+        )
 
 
 def _head_logits(

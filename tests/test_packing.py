@@ -14,7 +14,8 @@ from transformers import BertConfig, BertForMaskedLM
 from llmtrain.config import Family, Packing, TokenizerConfig
 from llmtrain.data.packing import pack_blocks, packed_dataset, tokenize
 from llmtrain.data.tokenizer import build_tokenizer
-from llmtrain.objectives import IGNORE, CausalLM, model_inputs
+from llmtrain.errors import ConfigError
+from llmtrain.objectives import IGNORE, CausalLM, check_document_packing, model_inputs
 
 
 def test_document_packing_keeps_the_blocks_and_restarts_positions(tmp_path):
@@ -95,3 +96,11 @@ def test_clm_scores_no_document_boundary():
     # the targets at positions 5 and 11 (each document's first token) are not scored
     assert (labels[0] == IGNORE).nonzero().flatten().tolist() == [4, 10]
     assert n == objective.targets(batch) == 13 and torch.isfinite(loss)
+
+
+def test_a_model_without_block_diagonal_attention_is_refused():
+    model = _tiny_gpt2("sdpa")
+    check_document_packing(model)
+    model.config._attn_implementation = "flash_attention_2"
+    with pytest.raises(ConfigError, match="data.packing=document needs sdpa or eager"):
+        check_document_packing(model)

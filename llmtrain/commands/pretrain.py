@@ -7,13 +7,13 @@ from typing import Any
 
 from llmtrain import models
 from llmtrain.commands import start
-from llmtrain.config import PretrainConfig
+from llmtrain.config import Packing, PretrainConfig
 from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
-from llmtrain.objectives import build_objective
+from llmtrain.objectives import build_objective, check_document_packing
 from llmtrain.train.loop import budget_summary, check_trainer, fit
 
 
@@ -42,6 +42,8 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         )
     objective = build_objective(cfg.objective, tokenizer)
     model = build_model(cfg.model, cfg.objective.name, tokenizer)
+    if cfg.data.packing is Packing.document:
+        check_document_packing(model)
     if block > max_positions(model):
         raise ConfigError(
             f"trainer.block_size={block} exceeds the model's {max_positions(model)} positions"
@@ -57,7 +59,7 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             "model": f"{type(model).__name__}, {params:,} parameters",
             "objective": cfg.objective.name.value,
             "data": f"{docs:,} documents, {train_set.num_tokens:,} tokens, "
-            f"{len(train_set):,} blocks of {block}",
+            f"{len(train_set):,} blocks of {block}, {cfg.data.packing.value} packing",
             "validation": f"{val_docs:,} documents, {len(eval_set):,} blocks",
             "global batch": f"{t.batch_size * t.grad_accum * processes} sequences",
         },
