@@ -14,7 +14,7 @@ from conftest import TINY, fit_tiny, read_metrics, run_cli
 
 from llmtrain.errors import ConfigError, TrainingStopped
 from llmtrain.objectives import CausalLM
-from llmtrain.train.budget import parse_budget
+from llmtrain.train.budget import Budget, parse_budget
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,24 @@ def test_budget_durations(text, seconds):
 def test_a_bad_budget_names_the_key(text):
     with pytest.raises(ConfigError, match=r"^trainer\.budget="):
         parse_budget(text)
+
+
+def test_the_plan_keeps_time_for_the_end_and_stops_when_none_is_left():
+    budget = Budget(100.0, started=0.0)  # 100 s; the clock is given explicitly below
+    budget.step_begins(0, 0.0)
+    # after the first step (5 s, one-off costs included): that rate, pessimistically; the
+    # reserve is 1.25 x (an evaluation of 2 s + 2 x a checkpoint write of 1 s) + 1 s = 6 s
+    assert not budget.measured(1)
+    assert (
+        budget.plan(1, 5.0, now=5.0, eval_seconds=2.0, save_seconds=1.0) == 1 + (100 - 5 - 6) // 5
+    )
+    budget.step_begins(1, 6.0)  # a checkpoint took 1 s after step 1: the average starts here
+    assert budget.measured(2)
+    assert budget.plan(2, 1.0, now=7.0, eval_seconds=2.0, save_seconds=1.0) == 2 + 87
+    # late in the run: no time left for another step and the end -> this step is the last
+    assert budget.plan(80, 1.0, now=94.0, eval_seconds=2.0, save_seconds=1.0) == 80
+    resumed = Budget(100.0, started=0.0, used_before=60.0)
+    assert resumed.used(10.0) == 70.0
 
 
 def _corpus(path: Path) -> Path:

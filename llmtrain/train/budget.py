@@ -9,7 +9,8 @@ evaluations and checkpoints are included, as they recur) and the reserve is what
 the last measured evaluation and checkpoint write (a budget run writes a checkpoint after its
 first step to time one), a `final/` write no slower than a checkpoint, and a margin. When the
 time left covers no more steps, the current step is the last. The learning-rate schedule spans
-the planned steps (`Horizon`), its warm-up `trainer.warmup_ratio` of them, as cramming does.
+the planned steps (`Horizon`), its warm-up `trainer.warmup_ratio` of them (cramming sizes its
+schedule to the budget too); until an average rate exists it keeps a provisional horizon.
 
 A resumed run continues the same budget: the time each attempt used up to its last checkpoint
 is stored there; work an interrupted attempt did after that checkpoint is lost and not counted.
@@ -70,6 +71,11 @@ class Budget:
         if self._mark is None and step > self.first_step:
             self._mark = (step, now)
 
+    def measured(self, step: int) -> bool:
+        """Whether the rate is an average over steps after the first (else the schedule keeps
+        its horizon: a first step's one-off costs would shorten the warm-up for nothing)."""
+        return self._mark is not None and step > self._mark[0]
+
     def plan(
         self,
         step: int,
@@ -80,7 +86,7 @@ class Budget:
     ) -> int:
         """The step the run should end at, given `step` steps done (never fewer) and the last
         evaluation's and checkpoint write's durations."""
-        if self._mark is None or step <= self._mark[0]:
+        if not self.measured(step):
             rate = last_step_seconds  # pessimistic: the first step's one-off costs included
         else:
             rate = (now - self._mark[1]) / (step - self._mark[0])

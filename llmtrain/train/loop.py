@@ -309,7 +309,9 @@ def fit(
                         planned = int(
                             broadcast(torch.tensor([planned], device=accelerator.device))[0]
                         )
-                    steps = horizon.steps = planned
+                    steps = planned
+                    if budget.measured(pos.step):
+                        horizon.steps = planned
                 if finite and not accelerator.optimizer_step_was_skipped:
                     scheduler.step()
 
