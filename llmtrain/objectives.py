@@ -48,7 +48,7 @@ def build_objective(cfg: ObjectiveConfig, tokenizer: PreTrainedTokenizerBase) ->
 
 
 def _stack(examples: list[dict]) -> dict[str, torch.Tensor]:
-    keys = [k for k in ("input_ids", "position_ids") if k in examples[0]]
+    keys = [k for k in ("input_ids", "position_ids", "attention_mask") if k in examples[0]]
     return {k: torch.stack([ex[k] for ex in examples]) for k in keys}
 
 
@@ -57,6 +57,8 @@ def model_inputs(model: torch.nn.Module, batch: dict[str, torch.Tensor], causal:
     attention mask (4D, which transformers' BERT and GPT-2 take as it is), so each token
     attends to its own document segment only (and, if `causal`, to earlier tokens only)."""
     inputs = {"input_ids": batch["input_ids"]}
+    if "attention_mask" in batch:  # padded documents: the padding is masked
+        return {**inputs, "attention_mask": batch["attention_mask"]}
     positions = batch.get("position_ids")
     if positions is None:
         return inputs
@@ -73,19 +75,12 @@ def model_inputs(model: torch.nn.Module, batch: dict[str, torch.Tensor], causal:
     return {**inputs, "position_ids": positions, "attention_mask": mask}
 
 
-def check_document_packing(model: torch.nn.Module) -> None:
-    """Refuse, before any work, a model that cannot take block-diagonal attention."""
+def takes_block_diagonal_attention(model: torch.nn.Module) -> bool:
+    """Whether `model_inputs`' 4D mask and position ids work for this model: sdpa or eager
+    attention (transformers passes a 4D mask to them as it is) and a position_ids argument."""
     attention = getattr(model.config, "_attn_implementation", None)
-    if attention not in ("sdpa", "eager"):
-        raise ConfigError(
-            f"data.packing=document needs sdpa or eager attention, not {attention} "
-            "(model.attention)"
-        )
-    if "position_ids" not in inspect.signature(model.base_model.forward).parameters:
-        raise ConfigError(
-            f"data.packing=document: {type(model).__name__} takes no position_ids; "
-            "use data.packing=concat"
-        )
+    parameters = inspect.signature(model.base_model.forward).parameters
+    return attention in ("sdpa", "eager") and "position_ids" in parameters
 
 
 def _head_logits(
@@ -143,6 +138,8 @@ class MaskedLM:
             picks.append(torch.randint(len(self.normal_ids), (ids.shape[1],), generator=g))
         u = torch.stack(draws, dim=1)  # (2, batch, length): target choice, replacement choice
         chosen = (u[0] < self.p) & ~torch.isin(ids, self.special_ids)
+        if "attention_mask" in batch:  # padding is never a target, whatever its id
+            chosen &= batch["attention_mask"].bool()
         labels = torch.where(chosen, ids, IGNORE)
         to_mask = chosen & (u[1] < self.p_mask)
         to_random = chosen & (u[1] >= self.p_mask) & (u[1] < self.p_mask + self.p_random)
@@ -175,15 +172,14 @@ class CausalLM:
     @staticmethod
     def _labels(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         labels = batch["input_ids"][:, 1:]
-        positions = batch.get("position_ids")
-        if positions is None:
-            return labels
-        return labels.masked_fill(positions[:, 1:] == 0, IGNORE)
+        if "attention_mask" in batch:  # padded documents: padding is no target
+            return labels.masked_fill(batch["attention_mask"][:, 1:] == 0, IGNORE)
+        if "position_ids" in batch:  # a segment's first token: nothing before it is its own
+            return labels.masked_fill(batch["position_ids"][:, 1:] == 0, IGNORE)
+        return labels
 
     def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if "position_ids" in batch:
-            return (batch["position_ids"][:, 1:] != 0).sum()
-        return torch.tensor(batch["input_ids"][:, 1:].numel())
+        return (self._labels(batch) != IGNORE).sum()
 
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]

@@ -14,8 +14,7 @@ from transformers import BertConfig, BertForMaskedLM
 from llmtrain.config import Family, Packing, TokenizerConfig
 from llmtrain.data.packing import pack_blocks, packed_dataset, tokenize
 from llmtrain.data.tokenizer import build_tokenizer
-from llmtrain.errors import ConfigError
-from llmtrain.objectives import IGNORE, CausalLM, check_document_packing, model_inputs
+from llmtrain.objectives import IGNORE, CausalLM, model_inputs, takes_block_diagonal_attention
 
 
 def test_document_packing_keeps_the_blocks_and_restarts_positions(tmp_path):
@@ -98,9 +97,31 @@ def test_clm_scores_no_document_boundary():
     assert n == objective.targets(batch) == 13 and torch.isfinite(loss)
 
 
-def test_a_model_without_block_diagonal_attention_is_refused():
-    model = _tiny_gpt2("sdpa")
-    check_document_packing(model)
-    model.config._attn_implementation = "flash_attention_2"
-    with pytest.raises(ConfigError, match="data.packing=document needs sdpa or eager"):
-        check_document_packing(model)
+def test_without_block_diagonal_attention_documents_are_padded_and_padding_ignored(tmp_path):
+    texts = [" ".join(f"w{i}" for i in range(n)) for n in (5, 40, 3)]
+    corpus = datasets.Dataset.from_dict({"text": texts})
+    tokenizer = build_tokenizer(
+        TokenizerConfig(vocab_size=300, min_frequency=1), Family.gpt2, corpus, tmp_path, 128
+    )
+    docs = tokenize(corpus, tokenizer, tmp_path)["input_ids"]
+    data = packed_dataset(corpus, tokenizer, 16, tmp_path, "test", Packing.document, False)
+    # each document cut every 16 tokens, each piece in its own row, the rest padding
+    pieces = [d[i : i + 16] for d in docs for i in range(0, len(d), 16)]
+    assert [data[i]["input_ids"][: len(p)].tolist() for i, p in enumerate(pieces)] == pieces
+    assert [int(data[i]["attention_mask"].sum()) for i in range(len(data))] == list(
+        map(len, pieces)
+    )
+    assert data.num_tokens == sum(map(len, docs))
+
+    model = tiny_gpt2(vocab_size=len(tokenizer)).eval()
+    model.config._attn_implementation = "flash_attention_2"  # a model that takes no 4D mask
+    assert not takes_block_diagonal_attention(model)
+    model.config._attn_implementation = "sdpa"
+    objective = CausalLM()
+    batch = objective.collate([data[i] for i in range(len(data))])
+    with torch.no_grad():
+        loss, n = objective.loss(model, batch)
+        # the same as each piece alone, unpadded
+        alone = [objective.loss(model, {"input_ids": torch.tensor([p])}) for p in pieces]
+    assert n == objective.targets(batch) == sum(len(p) - 1 for p in pieces)
+    assert torch.allclose(loss, sum(x for x, _ in alone), rtol=1e-5)

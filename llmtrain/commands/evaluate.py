@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 
 from llmtrain import models
 from llmtrain.commands import start
-from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName, Packing, TrainerConfig
+from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName, TrainerConfig
 from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tasks import TaskData, encode, load_task
@@ -22,7 +22,7 @@ from llmtrain.objectives import (
     Objective,
     SequenceClassification,
     build_objective,
-    check_document_packing,
+    takes_block_diagonal_attention,
 )
 from llmtrain.rundir import RunDir
 from llmtrain.train.evaluate import Evaluation, evaluate
@@ -85,12 +85,16 @@ def _language_model(
     name = ObjectiveName.mlm if model_type in models.MASKED_TYPES else ObjectiveName.clm
     objective_cfg = cfg.objective or ObjectiveConfig(name=name)
     model = models.build_model(cfg.model, objective_cfg.name, tokenizer)
-    if cfg.data.packing is Packing.document:
-        check_document_packing(model)
     cache = Path(cfg.data.cache_dir).expanduser()
     split = load_corpus(cfg.data, cfg.trainer.seed, need_train=False)["validation"]
     blocks = packed_dataset(
-        split, tokenizer, cfg.trainer.block_size, cache, "validation", cfg.data.packing
+        split,
+        tokenizer,
+        cfg.trainer.block_size,
+        cache,
+        "validation",
+        cfg.data.packing,
+        takes_block_diagonal_attention(model),
     )
     objective = build_objective(objective_cfg, tokenizer)
     metrics = evaluate(model, objective, {"validation": blocks}, cfg.trainer, accelerator).metrics
