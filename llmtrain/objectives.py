@@ -55,7 +55,8 @@ def _stack(examples: list[dict]) -> dict[str, torch.Tensor]:
 def model_inputs(model: torch.nn.Module, batch: dict[str, torch.Tensor], causal: bool) -> dict:
     """The model's inputs for a packed batch: with `position_ids`, also a block-diagonal
     attention mask (4D, which transformers' BERT and GPT-2 take as it is), so each token
-    attends to its own document segment only (and, if `causal`, to earlier tokens only)."""
+    attends to its own document segment only (and, if `causal`, to earlier tokens only); with
+    an `attention_mask` (padded documents), that mask."""
     inputs = {"input_ids": batch["input_ids"]}
     if "attention_mask" in batch:  # padded documents: the padding is masked
         return {**inputs, "attention_mask": batch["attention_mask"]}
