@@ -51,6 +51,11 @@ class Schedule(Enum):
     constant = "constant"
 
 
+class Packing(Enum):
+    concat = "concat"
+    document = "document"
+
+
 class DecodeErrors(Enum):
     strict = "strict"
     replace = "replace"
@@ -96,6 +101,11 @@ class DataConfig:
     text_field: str = opt("text", "column holding the text (.jsonl, .parquet, hub)")
     decode_errors: DecodeErrors = opt(
         DecodeErrors.strict, "bytes that are not UTF-8 in .txt files: strict (stop), replace"
+    )
+    packing: Packing = opt(
+        Packing.concat,
+        "concat: attention crosses documents in a block; document: each token sees its own "
+        "document only",
     )
     cache_dir: str = opt(CACHE_DIR, CACHE_HELP)
 
@@ -147,12 +157,18 @@ class ObjectiveConfig:
 @dataclass
 class TrainerConfig:
     max_steps: int = opt(1000, "optimizer steps to train for")
+    budget: str | None = opt(
+        None, "wall-clock budget (20m, 1h30m, 90s, seconds): replaces max_steps and epochs"
+    )
     epochs: float | None = opt(None, "train this many passes over the data instead of max_steps")
     batch_size: int = opt(32, "sequences per device per micro-batch")
     grad_accum: int = opt(1, "micro-batches per optimizer step")
     block_size: int = opt(128, "tokens per packed training sequence")
     lr: float = opt(5e-4, "peak learning rate")
     warmup_steps: int = opt(100, "steps of linear warm-up")
+    warmup_ratio: float | None = opt(
+        None, "warm-up as a share of the run's steps, instead of warmup_steps (budget runs: 0.1)"
+    )
     schedule: Schedule = opt(Schedule.linear, "decay after warm-up: linear, cosine, constant")
     weight_decay: float = opt(0.01, "AdamW weight decay (never on biases and norms)")
     max_grad_norm: float = opt(1.0, "clip the gradient norm to this; 0: no clipping")
@@ -266,6 +282,7 @@ class PretrainConfig:
 # Keys that may change between a checkpoint and its resumption without changing what is trained.
 RESUME_FREE_KEYS = {
     "trainer.max_steps",
+    "trainer.budget",
     "trainer.epochs",
     "trainer.log_every",
     "trainer.eval_every",

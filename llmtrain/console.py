@@ -78,14 +78,15 @@ class Console:
             )
             self._progress.start()
 
-    def step(self, step: int, row: dict[str, Any] | None = None) -> None:
-        """Advance the bar; with a row of train metrics also show them (plain: print them)."""
+    def step(self, step: int, row: dict[str, Any] | None = None, total: int | None = None) -> None:
+        """Advance the bar (to a new `total` if the run re-planned); with a row of train metrics
+        also show them (plain: print them)."""
         if not self.enabled:
             return
         info = " ".join(f"{k} {_fmt(v)}" for k, v in (row or {}).items())
         if self._progress is not None:
             fields = {"info": info} if row else {}
-            self._progress.update(self._task, completed=step, **fields)
+            self._progress.update(self._task, completed=step, total=total, **fields)
         elif row:
             self.line(f"step {step}: {info}")
 

@@ -12,6 +12,9 @@ Objectives that make predictions (task heads) also have, for evaluation:
 The loop scales each micro-batch's sum by 1 / (targets over all micro-batches and processes)
 before backward, which makes gradient accumulation and multi-process training token-exact.
 
+Packed examples may carry `position_ids` (`data.packing=document`): positions restart at each
+document, and attention is block-diagonal, so no token sees another document (`model_inputs`).
+
 Examples may carry a `sample_seed` (the loop sets one per (epoch, example)); the MLM objective
 draws that example's mask from it, so masks do not depend on batching, workers, ranks or where
 a run resumed.
@@ -19,6 +22,7 @@ a run resumed.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Protocol
 
@@ -50,8 +54,45 @@ def build_objective(cfg: ObjectiveConfig, tokenizer: PreTrainedTokenizerBase) ->
     return CausalLM()
 
 
+def _stack(examples: list[dict]) -> dict[str, torch.Tensor]:
+    keys = [k for k in ("input_ids", "position_ids", "attention_mask") if k in examples[0]]
+    return {k: torch.stack([ex[k] for ex in examples]) for k in keys}
+
+
+def model_inputs(model: torch.nn.Module, batch: dict[str, torch.Tensor], causal: bool) -> dict:
+    """The model's inputs for a packed batch: with `position_ids`, also a block-diagonal
+    attention mask (4D, which transformers' BERT and GPT-2 take as it is), so each token
+    attends to its own document segment only (and, if `causal`, to earlier tokens only); with
+    an `attention_mask` (padded documents), that mask."""
+    inputs = {"input_ids": batch["input_ids"]}
+    if "attention_mask" in batch:  # padded documents: the padding is masked
+        return {**inputs, "attention_mask": batch["attention_mask"]}
+    positions = batch.get("position_ids")
+    if positions is None:
+        return inputs
+    segment = (positions == 0).cumsum(-1)
+    allowed = segment[:, :, None] == segment[:, None, :]
+    if causal:
+        allowed &= torch.ones_like(allowed[0]).tril()
+    if model.config._attn_implementation == "sdpa":
+        mask = allowed[:, None]
+    else:  # eager: added to the scores
+        dtype = model.get_input_embeddings().weight.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+        mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+    return {**inputs, "position_ids": positions, "attention_mask": mask}
+
+
+def takes_block_diagonal_attention(model: torch.nn.Module) -> bool:
+    """Whether `model_inputs`' 4D mask and position ids work for this model: sdpa or eager
+    attention (transformers passes a 4D mask to them as it is) and a position_ids argument."""
+    attention = getattr(model.config, "_attn_implementation", None)
+    parameters = inspect.signature(model.base_model.forward).parameters
+    return attention in ("sdpa", "eager") and "position_ids" in parameters
+
+
 def _head_logits(
-    model: torch.nn.Module, input_ids: torch.Tensor, pick, **inputs
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], pick, causal: bool
 ) -> torch.Tensor | None:
     """Logits at the positions `pick(hidden)` selects only, or None for a model whose output
     head we cannot call alone. The vocabulary projection dominates small models' compute and
@@ -59,7 +100,7 @@ def _head_logits(
     head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
     if head is None:
         return None
-    hidden = model.base_model(input_ids=input_ids, **inputs).last_hidden_state
+    hidden = model.base_model(**model_inputs(model, batch, causal)).last_hidden_state
     return head(pick(hidden))
 
 
@@ -96,7 +137,8 @@ class MaskedLM:
         self.normal_ids = vocab[~torch.isin(vocab, self.special_ids)]
 
     def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        ids = torch.stack([ex["input_ids"] for ex in examples])
+        batch = _stack(examples)
+        ids = batch["input_ids"]
         draws, picks = [], []
         for i, ex in enumerate(examples):
             g = torch.Generator().manual_seed(int(ex.get("sample_seed", i)))
@@ -104,13 +146,15 @@ class MaskedLM:
             picks.append(torch.randint(len(self.normal_ids), (ids.shape[1],), generator=g))
         u = torch.stack(draws, dim=1)  # (2, batch, length): target choice, replacement choice
         chosen = (u[0] < self.p) & ~torch.isin(ids, self.special_ids)
+        if "attention_mask" in batch:  # padding is never a target, whatever its id
+            chosen &= batch["attention_mask"].bool()
         labels = torch.where(chosen, ids, IGNORE)
         to_mask = chosen & (u[1] < self.p_mask)
         to_random = chosen & (u[1] >= self.p_mask) & (u[1] < self.p_mask + self.p_random)
         inputs = ids.clone()
         inputs[to_mask] = self.mask_id
         inputs[to_random] = self.normal_ids[torch.stack(picks)][to_random]
-        return {"input_ids": inputs, "labels": labels}
+        return {**batch, "input_ids": inputs, "labels": labels}
 
     def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return (batch["labels"] != IGNORE).sum()
@@ -120,30 +164,39 @@ class MaskedLM:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         labels = batch["labels"]
         targets = labels != IGNORE  # ~15 % of positions; same loss as full logits (tested)
-        logits = _head_logits(model, batch["input_ids"], lambda hidden: hidden[targets])
+        logits = _head_logits(model, batch, lambda hidden: hidden[targets], causal=False)
         if logits is None:
-            return _sum_cross_entropy(model(input_ids=batch["input_ids"]).logits, labels)
+            return _sum_cross_entropy(model(**model_inputs(model, batch, False)).logits, labels)
         return _sum_cross_entropy(logits, labels[targets])
 
 
 class CausalLM:
-    """GPT's next-token prediction: every token is a target for the position before it."""
+    """GPT's next-token prediction: every token is a target for the position before it (with
+    document packing, except a document segment's first token: nothing before it is its own)."""
 
     def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        return {"input_ids": torch.stack([ex["input_ids"] for ex in examples])}
+        return _stack(examples)
+
+    @staticmethod
+    def _labels(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        labels = batch["input_ids"][:, 1:]
+        if "attention_mask" in batch:  # padded documents: padding is no target
+            return labels.masked_fill(batch["attention_mask"][:, 1:] == 0, IGNORE)
+        if "position_ids" in batch:  # a segment's first token: nothing before it is its own
+            return labels.masked_fill(batch["position_ids"][:, 1:] == 0, IGNORE)
+        return labels
 
     def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.tensor(batch["input_ids"][:, 1:].numel())
+        return (self._labels(batch) != IGNORE).sum()
 
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = batch["input_ids"]
         # The last position predicts nothing: leave it out before the head, not after.
-        logits = _head_logits(model, ids, lambda hidden: hidden[:, :-1])
+        logits = _head_logits(model, batch, lambda hidden: hidden[:, :-1], causal=True)
         if logits is None:
-            logits = model(input_ids=ids).logits[:, :-1]
-        return _sum_cross_entropy(logits, ids[:, 1:])
+            logits = model(**model_inputs(model, batch, True)).logits[:, :-1]
+        return _sum_cross_entropy(logits, self._labels(batch))
 
 
 class SequenceClassification:
@@ -248,8 +301,9 @@ class SupervisedLM:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         ids, labels = batch["input_ids"], batch["labels"][:, 1:]
         scored = labels != IGNORE
-        inputs = {"position_ids": batch["position_ids"], "use_cache": False}
-        logits = _head_logits(model, ids, lambda hidden: hidden[:, :-1][scored], **inputs)
+        # position_ids alone (not the token-count mask): block-diagonal causal attention
+        packed = {"input_ids": ids, "position_ids": batch["position_ids"]}
+        logits = _head_logits(model, packed, lambda hidden: hidden[:, :-1][scored], causal=True)
         if logits is None:
-            logits = model(input_ids=ids, **inputs).logits[:, :-1][scored]
+            logits = model(**model_inputs(model, packed, True)).logits[:, :-1][scored]
         return _sum_cross_entropy(logits, labels[scored])

@@ -69,8 +69,9 @@ def random_blocks(n: int = 64, length: int = 16):
     )
 
 
-def fit_tiny(run_dir: Path, objective, model=None, **trainer):
-    """llmtrain's fit() on random blocks with a tiny GPT-2; returns (run, model, result)."""
+def fit_tiny(run_dir: Path, objective, model=None, data=None, **trainer):
+    """llmtrain's fit() on random blocks (or `data`) with a tiny GPT-2; returns
+    (run, model, result). Evaluation always uses the random blocks."""
     from llmtrain.config import TrainerConfig
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
@@ -78,7 +79,7 @@ def fit_tiny(run_dir: Path, objective, model=None, **trainer):
     from llmtrain.train.loop import fit
 
     model = model or tiny_gpt2()
-    data = random_blocks()
+    blocks = random_blocks()
     settings = dict(
         max_steps=8,
         batch_size=4,
@@ -93,8 +94,8 @@ def fit_tiny(run_dir: Path, objective, model=None, **trainer):
     result = fit(
         model=model,
         objective=objective,
-        train_set=data,
-        eval_sets={"validation": data},
+        train_set=blocks if data is None else data,
+        eval_sets={"validation": blocks},
         cfg=cfg,
         accelerator=make_accelerator(cfg),
         run=run,

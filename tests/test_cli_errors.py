@@ -21,6 +21,7 @@ from conftest import run_cli
         (["trainer.batch_size=0"], "trainer.batch_size"),
         (["trainer.block_size=1024"], "trainer.block_size"),
         (["-m", "--cfg", "job"], "--multirun"),
+        (["trainer.budget=20min"], "trainer.budget"),
     ],
 )
 def test_mistake_gives_one_line(args, named, cache_dir, tmp_path):

@@ -13,12 +13,12 @@ from transformers import PreTrainedModel
 from llmtrain import models
 from llmtrain.commands import sft, start
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName, TrainerConfig
-from llmtrain.data.packing import BlockDataset, pack_blocks
+from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.kinds import Kind, load_kind
-from llmtrain.objectives import Objective, build_objective
+from llmtrain.objectives import Objective, build_objective, takes_block_diagonal_attention
 from llmtrain.rundir import RunDir
 from llmtrain.train.evaluate import Evaluation, evaluate
 
@@ -85,8 +85,14 @@ def _language_model(
     model = models.build_model(cfg.model, objective_cfg.name, tokenizer)
     cache = Path(cfg.data.cache_dir).expanduser()
     split = load_corpus(cfg.data, cfg.trainer.seed, need_train=False)["validation"]
-    blocks = BlockDataset(
-        pack_blocks(split, tokenizer, cfg.trainer.block_size, cache, "validation")
+    blocks = packed_dataset(
+        split,
+        tokenizer,
+        cfg.trainer.block_size,
+        cache,
+        "validation",
+        cfg.data.packing,
+        takes_block_diagonal_attention(model),
     )
     objective = build_objective(objective_cfg, tokenizer)
     metrics = evaluate(model, objective, {"validation": blocks}, cfg.trainer, accelerator).metrics

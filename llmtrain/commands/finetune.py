@@ -17,7 +17,7 @@ from llmtrain.config import FinetuneConfig
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.kinds import load_kind
 from llmtrain.models import count_parameters
-from llmtrain.train.loop import Selection, check_trainer, fit
+from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit
 
 
 def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +73,7 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         run=run,
         console=console,
         run_config=resolved,
+        closing_evals=2,  # the last evaluation, then final/'s predictions
         select=Selection(main, export),
         train_lengths=torch.tensor([len(ids) for ids in encoded["train"]["input_ids"]]),
     )
@@ -86,6 +87,7 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         best_model, objective, task, encoded, cfg.trainer, accelerator, run
     )
     summary = finetune_summary(cfg.task.name, main, result, evaluation.metrics, model)
+    summary.update(budget_summary(result["budget"], result["steps"]))
     run.write_summary(summary)
     console.table("summary", summary)
     console.line(f"run directory: {run.path}  (best model: {run.final})")

@@ -7,15 +7,15 @@ from typing import Any
 
 from llmtrain import models
 from llmtrain.commands import start
-from llmtrain.config import PretrainConfig
-from llmtrain.data.packing import BlockDataset, pack_blocks
+from llmtrain.config import Packing, PretrainConfig
+from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
-from llmtrain.objectives import build_objective
+from llmtrain.objectives import build_objective, takes_block_diagonal_attention
 from llmtrain.train.checkpoint import full_model_state
-from llmtrain.train.loop import check_trainer, fit
+from llmtrain.train.loop import budget_summary, check_trainer, fit
 
 
 def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
@@ -36,12 +36,13 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             fallback_path=models.source(cfg.model),
             trust_remote_code=cfg.model.trust_remote_code,
         )
-        train_set = BlockDataset(pack_blocks(corpus["train"], tokenizer, block, cache, "training"))
-        eval_set = BlockDataset(
-            pack_blocks(corpus["validation"], tokenizer, block, cache, "validation")
+        model = build_model(cfg.model, cfg.objective.name, tokenizer)
+        layout = (cfg.data.packing, takes_block_diagonal_attention(model))
+        train_set = packed_dataset(corpus["train"], tokenizer, block, cache, "training", *layout)
+        eval_set = packed_dataset(
+            corpus["validation"], tokenizer, block, cache, "validation", *layout
         )
     objective = build_objective(cfg.objective, tokenizer)
-    model = build_model(cfg.model, cfg.objective.name, tokenizer)
     if block > max_positions(model):
         raise ConfigError(
             f"trainer.block_size={block} exceeds the model's {max_positions(model)} positions"
@@ -57,7 +58,7 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             "model": f"{type(model).__name__}, {params:,} parameters",
             "objective": cfg.objective.name.value,
             "data": f"{docs:,} documents, {train_set.num_tokens:,} tokens, "
-            f"{len(train_set):,} blocks of {block}",
+            f"{len(train_set):,} blocks of {block}, {_packing(*layout)}",
             "validation": f"{val_docs:,} documents, {len(eval_set):,} blocks",
             "global batch": f"{t.batch_size * t.grad_accum * processes} sequences",
         },
@@ -89,8 +90,17 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         "first_step_seconds": round(result["first_step_seconds"], 3),
         "parameters": params,
     }
+    summary.update(budget_summary(result["budget"], result["steps"]))
     run.write_summary(summary)
     console.table("summary", summary)
     console.line(f"run directory: {run.path}  (final model: {run.final})")
     accelerator.end_training()
     return summary
+
+
+def _packing(packing: Packing, block_diagonal: bool) -> str:
+    if packing is Packing.concat:
+        return "concat packing"
+    if block_diagonal:
+        return "document packing (block-diagonal attention)"
+    return "document packing (one document a block, padded: the model takes no 4D mask)"

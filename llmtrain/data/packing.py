@@ -4,6 +4,13 @@ Documents are concatenated with the tokenizer's own separators ([CLS] … [SEP] 
 end-of-text token after each GPT document) and cut into `block_size` blocks with no padding.
 Blocks are stored as a .npy file in the cache and memory-mapped, so a large corpus does not sit
 in RAM and a rerun skips both steps.
+
+`data.packing=document` keeps the same blocks and adds each token's position within its
+document (restarting at every document start and every block start), from which the objective
+builds block-diagonal attention: no token sees another document's tokens, and no padding is
+needed. A document cut by a block boundary continues in the next block as its own segment.
+For a model that cannot take such attention, each block holds one document (or one
+`block_size` piece of it) and the rest is padding, which the attention mask and the loss ignore.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from llmtrain.atomic import atomic_file
+from llmtrain.config import Packing
 from llmtrain.errors import DataError
 
 # Bump when tokenising or packing below changes, so caches built by older code are not reused.
@@ -93,23 +101,111 @@ def pack_blocks(
     return np.load(path, mmap_mode="r")
 
 
+def document_positions(
+    corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, cache_dir: Path
+) -> np.ndarray:
+    """Each packed token's position in its document segment, shaped and cut like pack_blocks's
+    blocks (uint16, memory-mapped)."""
+    tokenized = tokenize(corpus, tokenizer, cache_dir)
+    path = Path(cache_dir) / "blocks" / f"{tokenized._fingerprint}-b{block_size}-positions.npy"
+    if not path.exists():
+        lengths = pc.list_value_length(tokenized.data.column("input_ids")).to_numpy()
+        n_blocks = int(lengths.sum()) // block_size
+        index = np.arange(n_blocks * block_size)
+        starts = np.zeros(len(index), dtype=bool)
+        doc_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        starts[doc_starts[doc_starts < len(index)]] = True
+        starts[::block_size] = True
+        last_start = np.maximum.accumulate(np.where(starts, index, 0))
+        positions = (index - last_start).astype(np.uint16).reshape(n_blocks, block_size)
+        _save_atomic(path, positions)
+    return np.load(path, mmap_mode="r")
+
+
+def padded_documents(
+    corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, cache_dir: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """One document piece per row (documents cut every `block_size` tokens), padded: the rows
+    and each row's count of real tokens (memory-mapped)."""
+    tokenized = tokenize(corpus, tokenizer, cache_dir)
+    stem = Path(cache_dir) / "blocks" / f"{tokenized._fingerprint}-b{block_size}-padded"
+    rows_path, lengths_path = Path(f"{stem}.npy"), Path(f"{stem}-lengths.npy")
+    if not lengths_path.exists():
+        column = tokenized.data.column("input_ids")
+        ids = pc.list_flatten(column).to_numpy()
+        doc_lengths = pc.list_value_length(column).to_numpy().astype(np.int64)
+        pieces = -(-doc_lengths // block_size)  # ceil
+        first_row = np.concatenate([[0], np.cumsum(pieces)[:-1]])
+        doc = np.repeat(np.arange(len(doc_lengths)), doc_lengths)
+        offset = np.arange(len(ids)) - np.repeat(np.cumsum(doc_lengths) - doc_lengths, doc_lengths)
+        dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.int32
+        rows = np.full((int(pieces.sum()), block_size), _pad_id(tokenizer), dtype=dtype)
+        rows[first_row[doc] + offset // block_size, offset % block_size] = ids
+        lengths = np.bincount(first_row[doc] + offset // block_size, minlength=len(rows))
+        _save_atomic(rows_path, rows)
+        _save_atomic(lengths_path, lengths.astype(np.int32))  # written last: marks both done
+    return np.load(rows_path, mmap_mode="r"), np.load(lengths_path, mmap_mode="r")
+
+
+def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return token_id
+    return 0
+
+
+def packed_dataset(
+    corpus: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    block_size: int,
+    cache_dir: Path,
+    what: str,
+    packing: Packing,
+    block_diagonal: bool = True,
+) -> BlockDataset:
+    """The corpus as training examples, packed as `data.packing` says (`block_diagonal`: whether
+    the model can take block-diagonal attention; if not, documents are padded instead)."""
+    blocks = pack_blocks(corpus, tokenizer, block_size, cache_dir, what)
+    if packing is Packing.concat:
+        return BlockDataset(blocks)
+    if not block_diagonal:
+        rows, lengths = padded_documents(corpus, tokenizer, block_size, cache_dir)
+        return BlockDataset(rows, lengths=lengths)
+    return BlockDataset(blocks, document_positions(corpus, tokenizer, block_size, cache_dir))
+
+
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     with atomic_file(path, "wb") as f:
         np.save(f, array)
 
 
 class BlockDataset(torch.utils.data.Dataset):
-    """Packed blocks as examples `{"input_ids": LongTensor[block_size]}`."""
+    """Packed blocks as examples `{"input_ids": LongTensor[block_size]}`, with
+    `"position_ids"` (positions within each document) for document packing, or an
+    `"attention_mask"` (1 on the first `lengths[i]` tokens) for padded documents."""
 
-    def __init__(self, blocks: np.ndarray) -> None:
-        self.blocks = blocks
+    def __init__(
+        self,
+        blocks: np.ndarray,
+        positions: np.ndarray | None = None,
+        lengths: np.ndarray | None = None,
+    ) -> None:
+        self.blocks, self.positions, self.lengths = blocks, positions, lengths
 
     def __len__(self) -> int:
         return len(self.blocks)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": torch.from_numpy(self.blocks[i].astype(np.int64))}
+        example = {"input_ids": torch.from_numpy(self.blocks[i].astype(np.int64))}
+        if self.positions is not None:
+            example["position_ids"] = torch.from_numpy(self.positions[i].astype(np.int64))
+        if self.lengths is not None:
+            example["attention_mask"] = (
+                torch.arange(self.blocks.shape[1]) < int(self.lengths[i])
+            ).long()
+        return example
 
     @property
     def num_tokens(self) -> int:
-        return int(self.blocks.size)
+        """Real tokens (padding not counted)."""
+        return int(self.blocks.size if self.lengths is None else np.sum(self.lengths))

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import broadcast
 from torch.utils.data import Dataset
 
 from llmtrain.config import TrainerConfig
@@ -28,6 +29,7 @@ from llmtrain.console import Console
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
 from llmtrain.objectives import Objective
 from llmtrain.rundir import RunDir
+from llmtrain.train.budget import PROVISIONAL_STEPS, Budget, parse_budget
 from llmtrain.train.checkpoint import (
     changed_settings,
     find_resume,
@@ -38,7 +40,7 @@ from llmtrain.train.checkpoint import (
 )
 from llmtrain.train.distributed import gather, sharded_model, sharded_state
 from llmtrain.train.evaluate import Evaluation, evaluate
-from llmtrain.train.optim import build_optimizer, build_scheduler
+from llmtrain.train.optim import Horizon, build_optimizer, build_scheduler
 from llmtrain.train.sampler import make_loader
 from llmtrain.train.signals import StopRequest
 
@@ -86,6 +88,11 @@ class Position:
     skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient
     bad_in_a_row: int = 0
     train_seconds: float = 0.0
+    # trainer.budget: the steps planned, the time used up to this position, end costs measured
+    planned_steps: int = 0
+    budget_used: float = 0.0
+    eval_seconds: float = 0.0
+    save_seconds: float = 0.0
     # the logging window in progress: loss sum, targets, tokens, seconds
     window: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
 
@@ -116,20 +123,26 @@ def check_trainer(cfg: TrainerConfig) -> None:
         raise ConfigError(f"trainer.epochs={cfg.epochs} must be positive")
     if cfg.eval_batches is not None and cfg.eval_batches <= 0:
         raise ConfigError(f"trainer.eval_batches={cfg.eval_batches} must be positive or null")
+    if cfg.warmup_ratio is not None and not 0 <= cfg.warmup_ratio < 1:
+        raise ConfigError(f"trainer.warmup_ratio={cfg.warmup_ratio} must be in [0, 1)")
+    parse_budget(cfg.budget)
 
 
 def total_steps(cfg: TrainerConfig, n_examples: int, world: int) -> int:
-    """Optimizer steps the run will take: max_steps, or `epochs` passes over the data."""
+    """Optimizer steps the run will take: max_steps, or `epochs` passes over the data (a budget
+    run: a provisional number until its first step is timed)."""
     per_epoch = (n_examples // world) // cfg.batch_size  # micro-batches per epoch per process
     if per_epoch == 0:
         raise DataError(
             f"the training split has {n_examples} examples: fewer than one batch "
             f"(trainer.batch_size={cfg.batch_size} x {world} processes)"
         )
+    if cfg.budget is not None:
+        return PROVISIONAL_STEPS
     steps = (
         cfg.max_steps if cfg.epochs is None else math.ceil(cfg.epochs * per_epoch / cfg.grad_accum)
     )
-    if cfg.warmup_steps >= steps:
+    if cfg.warmup_ratio is None and cfg.warmup_steps >= steps:
         raise ConfigError(
             f"trainer.warmup_steps={cfg.warmup_steps} is not shorter than training ({steps} steps)"
         )
@@ -150,23 +163,40 @@ def fit(
     select: Selection | None = None,
     train_lengths: torch.Tensor | None = None,
     after_eval: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    closing_evals: int = 1,
 ) -> dict[str, Any]:
-    """Train to the configured number of steps (or until early stopping), continuing from a
-    checkpoint where `trainer.resume` finds one; returns counters, the last evaluation and,
-    with `select`, the best one. `after_eval(model)` runs after every evaluation (e.g. to write
-    generations); the metrics it returns join that evaluation's."""
+    """Train to the configured number of steps (or until early stopping, or for as long as
+    `trainer.budget` allows, with `closing_evals` evaluations left to do after fit), continuing
+    from a checkpoint where `trainer.resume` finds one; returns counters, the last evaluation
+    and, with `select`, the best one. `after_eval(model)` runs after every evaluation (e.g. to
+    write generations); the metrics it returns join that evaluation's."""
+    started = time.perf_counter()  # a budget counts from here
     check_trainer(cfg)
     if cfg.early_stopping and select is None:
         raise ConfigError("trainer.early_stopping needs a task metric to watch (llmtrain finetune)")
     world = accelerator.num_processes
     steps = total_steps(cfg, len(train_set), world)
     optimizer = build_optimizer(model, cfg, accelerator.device.type)
-    scheduler = build_scheduler(optimizer, cfg, steps)
+    # A budget run's warm-up is a share of steps not known yet: 0.1 unless warmup_ratio says
+    ratio = 0.1 if cfg.warmup_ratio is None and cfg.budget is not None else cfg.warmup_ratio
+    horizon = Horizon(steps, cfg.warmup_steps, ratio)
+    scheduler = build_scheduler(optimizer, cfg, horizon)
     module, optimizer = accelerator.prepare(LossModule(model, objective.loss), optimizer)
     # Sharded weights exist only inside the wrapper's forward: evaluate through it, every
     # process taking the same number of forwards.
     lockstep = module if sharded_model(accelerator) else None
     pos = _start(run, cfg, model, optimizer, scheduler, run_config, console, accelerator)
+    budget = None
+    if cfg.budget is not None:
+        budget = Budget(
+            parse_budget(cfg.budget),
+            started,
+            pos.budget_used,
+            closing_evals,
+            pos.step,
+        )
+        if pos.planned_steps:
+            steps = horizon.steps = max(pos.step, pos.planned_steps)
 
     def draw():
         """Micro-batches forever, epoch after epoch, from the current position."""
@@ -194,6 +224,7 @@ def fit(
 
     def log_eval() -> Evaluation:
         nonlocal best_eval
+        t0 = time.perf_counter()
         result = evaluate(model, objective, eval_sets, cfg, accelerator, lockstep)
         if after_eval is not None:
             result.metrics.update(after_eval(model))
@@ -214,10 +245,14 @@ def fit(
                         select.export(tmp, weights)
             else:
                 pos.evals_since_best += 1
+        pos.eval_seconds = time.perf_counter() - t0
         return result
 
     def save() -> Path:
+        t0 = time.perf_counter()
         pos.window[:3] = window.tolist()
+        if budget is not None:
+            pos.budget_used, pos.planned_steps = budget.used(t0), steps
         state = {"position": asdict(pos), "config": run_config}
         rngs = gather(accelerator, rng_state())
         path = save_checkpoint(
@@ -233,6 +268,7 @@ def fit(
         )
         run.prune_checkpoints(cfg.keep_last)
         accelerator.wait_for_everyone()
+        pos.save_seconds = time.perf_counter() - t0
         return path
 
     last_eval = log_eval() if pos.step == 0 else None  # the start of every curve
@@ -245,6 +281,8 @@ def fit(
         try:
             while pos.step < steps:
                 t0 = time.perf_counter()
+                if budget is not None:
+                    budget.step_begins(pos.step, t0)
                 sums = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
                 micro = [_to(next(batches), accelerator.device) for _ in range(cfg.grad_accum)]
                 # Targets over all micro-batches and processes, known before any forward: each
@@ -277,8 +315,6 @@ def fit(
                             module.parameters(), cfg.max_grad_norm, grad_norm
                         )
                     optimizer.step()
-                    if not accelerator.optimizer_step_was_skipped:
-                        scheduler.step()
                     window += sums
                     pos.bad_in_a_row = 0
                 else:
@@ -286,10 +322,24 @@ def fit(
                     pos.bad_in_a_row += 1
                 optimizer.zero_grad(set_to_none=True)
                 pos.step += 1
-                elapsed = time.perf_counter() - t0
+                now = time.perf_counter()
+                elapsed = now - t0
                 first_step_seconds = first_step_seconds or elapsed
                 pos.window[3] += elapsed
                 pos.train_seconds += elapsed
+                if budget is not None:  # re-plan before the schedule takes its next value
+                    planned = budget.plan(
+                        pos.step, elapsed, now, pos.eval_seconds, pos.save_seconds
+                    )
+                    if world > 1:  # rank 0's clock decides, so all processes stop together
+                        planned = int(
+                            broadcast(torch.tensor([planned], device=accelerator.device))[0]
+                        )
+                    steps = planned
+                    if budget.measured(pos.step):
+                        horizon.steps = planned
+                if finite and not accelerator.optimizer_step_was_skipped:
+                    scheduler.step()
 
                 if pos.bad_in_a_row >= cfg.max_bad_steps:
                     good = run.list_checkpoints()
@@ -313,11 +363,11 @@ def fit(
                         "skipped_steps": pos.skipped_steps,
                     }
                     run.log({"step": pos.step, "split": "train", **row, **extra})
-                    console.step(pos.step, row)
+                    console.step(pos.step, row, total=steps)
                     window.zero_()
                     pos.window[3] = 0.0
                 else:
-                    console.step(pos.step)
+                    console.step(pos.step, total=steps)
                 if (cfg.eval_every and pos.step % cfg.eval_every == 0) or pos.step == steps:
                     last_eval = log_eval()
                     if cfg.early_stopping and pos.evals_since_best >= cfg.early_stopping:
@@ -332,7 +382,8 @@ def fit(
                     (cfg.save_every and pos.step % cfg.save_every == 0)
                     or pos.step == steps
                     or interrupted
-                ):
+                    or (budget is not None and pos.step == budget.first_step + 1 == 1)
+                ):  # (a budget run checkpoints after its first step to time a write)
                     path = save()
                 if interrupted and pos.step < steps:
                     name = signal.Signals(stop.signum).name
@@ -354,6 +405,19 @@ def fit(
         "eval": last_eval,
         "best": best_eval,
         "best_step": pos.best_step,
+        "budget": budget,
+    }
+
+
+def budget_summary(budget: Budget | None, steps: int) -> dict[str, Any]:
+    """summary.json's record of a budget run: the budget, the steps it allowed, the time used
+    (called last, after final/ is written)."""
+    if budget is None:
+        return {}
+    return {
+        "budget_seconds": budget.seconds,
+        "budget_steps": steps,
+        "budget_used_seconds": round(budget.used(), 3),
     }
 
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
-from transformers import get_scheduler
 
 from llmtrain.config import Schedule, TrainerConfig
-
-_SCHEDULES = {
-    Schedule.linear: "linear",
-    Schedule.cosine: "cosine",
-    Schedule.constant: "constant_with_warmup",
-}
 
 
 def build_optimizer(
@@ -26,12 +22,36 @@ def build_optimizer(
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=device_type == "cuda" or None)
 
 
+@dataclass
+class Horizon:
+    """The steps the schedule spans (a budget run moves them as it re-plans; the schedule reads
+    them at every step) and its warm-up: `warmup_ratio` of them, or `warmup_steps`."""
+
+    steps: int
+    warmup_steps: int
+    warmup_ratio: float | None = None
+
+    @property
+    def warmup(self) -> int:
+        if self.warmup_ratio is None:
+            return self.warmup_steps
+        return round(self.warmup_ratio * self.steps)
+
+
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: TrainerConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    return get_scheduler(
-        _SCHEDULES[cfg.schedule],
-        optimizer,
-        num_warmup_steps=cfg.warmup_steps,
-        num_training_steps=total_steps,
-    )
+    optimizer: torch.optim.Optimizer, cfg: TrainerConfig, horizon: Horizon
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from 0, then linear or cosine decay to 0 at `horizon.steps`, or constant
+    (transformers' get_scheduler formulas, over a horizon that may move)."""
+
+    def factor(step: int) -> float:
+        if step < horizon.warmup:
+            return step / max(1, horizon.warmup)
+        if cfg.schedule is Schedule.constant:
+            return 1.0
+        remaining = max(1, horizon.steps - horizon.warmup)
+        if cfg.schedule is Schedule.linear:
+            return max(0.0, (horizon.steps - step) / remaining)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * (step - horizon.warmup) / remaining)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
