@@ -10,19 +10,22 @@ import datasets
 import torch
 
 from llmtrain import models
-from llmtrain.commands import start
+from llmtrain.commands import global_batch, header_rows, start
 from llmtrain.commands.evaluate import predict_and_record
 from llmtrain.config import FinetuneConfig
 from llmtrain.data.tasks import encode, load_task
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.models import build_classifier, count_parameters
 from llmtrain.objectives import SequenceClassification
-from llmtrain.train.loop import Selection, check_trainer, fit
+from llmtrain.train import trackers
+from llmtrain.train.loop import Selection, check_trainer, fit, total_steps
 
 
-def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
+def run(
+    cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
+) -> dict[str, Any]:
     check_trainer(cfg.trainer)
-    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed)
+    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     cache = Path(cfg.task.cache_dir).expanduser()
     path = models.source(cfg.model)
 
@@ -49,16 +52,18 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     objective = SequenceClassification(tokenizer, task.metrics, task.regression)
     main = task.metrics[0]
     kind = "regression" if task.regression else f"{len(task.labels)} labels"
-    t = cfg.trainer
-    console.table(
+    steps = total_steps(cfg.trainer, len(encoded["train"]), accelerator.num_processes)
+    console.header(
         "llmtrain finetune",
         {
-            "run directory": str(run.path),
+            **header_rows("finetune", overrides, run, accelerator, cfg.trainer),
             "task": f"{cfg.task.name}: {kind}, main metric {main}",
             "model": f"{path or 'fresh ' + cfg.model.family.value}: {type(model).__name__}, "
             f"{count_parameters(model):,} parameters",
-            "data": ", ".join(f"{name} {len(split):,}" for name, split in encoded.items()),
-            "global batch": f"{t.batch_size * t.grad_accum * accelerator.num_processes}",
+            "data": ", ".join(f"{name} {len(split):,} examples" for name, split in encoded.items()),
+            "global batch": global_batch(cfg.trainer, accelerator, "examples"),
+            "steps": f"{steps:,}"
+            + (f" ({cfg.trainer.epochs:g} epochs)" if cfg.trainer.epochs is not None else ""),
         },
     )
 
@@ -99,11 +104,16 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         "steps": result["steps"],
         "tokens": result["tokens"],
         "train_seconds": round(result["train_seconds"], 3),
+        "wall_seconds": round(console.elapsed(), 3),
         "tokens_per_s": round(result["tokens_per_s"], 1),
         "parameters": count_parameters(model),
     }
     run.write_summary(summary)
-    console.table("summary", summary)
-    console.line(f"run directory: {run.path}  (best model: {run.final})")
+    console.summary(
+        "summary",
+        summary,
+        f"run directory: {run.path}  (final model, the best: {run.final})",
+        *trackers.where(cfg.logger, run.path),
+    )
     accelerator.end_training()
     return summary

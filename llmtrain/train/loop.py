@@ -28,6 +28,7 @@ from llmtrain.console import Console
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
 from llmtrain.objectives import Objective
 from llmtrain.rundir import RunDir
+from llmtrain.train import trackers
 from llmtrain.train.checkpoint import (
     changed_settings,
     find_resume,
@@ -185,6 +186,7 @@ def fit(
         nonlocal best_eval
         result = evaluate(model, objective, eval_sets, cfg, accelerator)
         run.log({"step": pos.step, "split": "eval", **result.metrics})
+        trackers.log(accelerator, pos.step, "eval", result.metrics)
         console.eval(pos.step, result.metrics)
         if select is not None:
             value = result.metrics[select.metric]
@@ -287,6 +289,7 @@ def fit(
                         "skipped_steps": pos.skipped_steps,
                     }
                     run.log({"step": pos.step, "split": "train", **row, **extra})
+                    trackers.log(accelerator, pos.step, "train", {**row, **extra})
                     console.step(pos.step, row)
                     window.zero_()
                     pos.window[3] = 0.0
