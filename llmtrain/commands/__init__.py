@@ -9,17 +9,16 @@ fill-mask) are `main(argv)`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from accelerate import Accelerator
-from accelerate.utils import set_seed
+from typing import TYPE_CHECKING, Any
 
 from llmtrain.config import ConsoleMode, DistributedConfig, LoggerConfig, TrainerConfig
-from llmtrain.console import Console
 from llmtrain.errors import ConfigError
-from llmtrain.rundir import RunDir
-from llmtrain.train.distributed import make_accelerator, shared_run_dir
-from llmtrain.train.trackers import accelerator_kwargs, start_trackers
+
+if TYPE_CHECKING:  # imported where used: `llmtrain report` needs no torch
+    from accelerate import Accelerator
+
+    from llmtrain.console import Console
+    from llmtrain.rundir import RunDir
 
 
 def start(
@@ -32,6 +31,13 @@ def start(
     """What every command begins with: the processes joined, the seed set, the run directory
     (rank 0's, for all ranks), the trackers opened with the run's `config`, and the console
     (rank 0 speaks)."""
+    from accelerate.utils import set_seed
+
+    from llmtrain.console import Console
+    from llmtrain.rundir import RunDir
+    from llmtrain.train.distributed import make_accelerator, shared_run_dir
+    from llmtrain.train.trackers import accelerator_kwargs, start_trackers
+
     accelerator = make_accelerator(trainer, distributed, accelerator_kwargs(logger, run_dir))
     set_seed(trainer.seed)
     run = RunDir(shared_run_dir(accelerator, run_dir), accelerator.is_main_process)
