@@ -53,7 +53,10 @@ def test_report_on_a_sweep_sorts_by_loss(tiny_sweep, cache_dir):
     assert {r[1] for r in rows} == {"`trainer.lr=0.001`", "`trainer.lr=0.0003`"}
     assert "common overrides: `" in result.stdout  # the settings both jobs share, once
     _assert_png(tiny_sweep / "report" / "loss.png")
-    assert (tiny_sweep / "report" / "report.md").is_file()
+    # the table printed at the end of the sweep is the report's
+    assert (tiny_sweep / "sweep.md").read_text() == (
+        tiny_sweep / "report" / "report.md"
+    ).read_text()
 
 
 def _fake_finetune(path: Path, accuracies: list[float], finished: bool) -> None:
