@@ -1,4 +1,6 @@
-"""argv → command word → Hydra → `llmtrain.commands.<command>.run(cfg, run_dir, resolved)`.
+"""argv → command word → Hydra → `llmtrain.commands.<command>.run(cfg, run_dir, resolved,
+overrides)`; commands without a run directory (report, generate, fill-mask) get their own argv:
+`llmtrain.commands.<command>.main(argv)`.
 
 The only module that touches Hydra's decorator, the process's exit code and error lines. Hydra
 has no subcommands, so the command word is popped from argv before Hydra parses the rest
@@ -21,7 +23,15 @@ COMMANDS = {
     "pretrain": "train a BERT (objective=mlm) or GPT-2 (objective=clm) on raw text",
     "finetune": "fine-tune a model on a GLUE task or a local labelled file (task=…)",
     "evaluate": "a model's task metrics and predictions (task=…) or perplexity (data=…)",
+    "tokenizer": "tokenizer train: train and save the tokenizer pretrain would train (data=…)",
+    "report": "RUN_DIR|SWEEP_DIR…: a table of runs by main metric, and plots of their curves",
+    "generate": 'RUN_DIR prompt="…": continue a prompt with a CLM run\'s model',
+    "fill-mask": 'RUN_DIR text="… [MASK] …": an MLM run\'s guesses for the masked words',
 }
+# Commands that parse their own argv (no Hydra, no run directory), and the module of each.
+PLAIN = {"report": "report", "generate": "generate", "fill-mask": "fill_mask"}
+# Commands of two words: the module and config of each second word.
+SUBCOMMANDS = {"tokenizer": {"train": "tokenizer_train"}}
 EXIT_USER_ERROR = 2
 _WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
@@ -38,13 +48,18 @@ def config_dir() -> Path:
 
 
 def usage() -> str:
-    lines = ["usage: llmtrain COMMAND [key=value ...] [-m] [--cfg job] [--help]", "", "commands:"]
+    lines = [
+        "usage: llmtrain COMMAND [key=value ...] [-m] [--quiet] [--cfg job] [--help]",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
     lines += [
         "",
         f"configs: {config_dir()}",
-        "  groups: data, tokenizer, model, objective, task, trainer; pick one with group=option,",
-        "  set any key with group.key=value; `llmtrain COMMAND --help` lists the options.",
+        "  groups: data, tokenizer, model, objective, task, trainer, distributed, logger; pick",
+        "  one with group=option, set any key with group.key=value; `llmtrain COMMAND --help`",
+        "  lists the options. --quiet: only warnings and the summary (logger.console=quiet).",
         "",
         "examples:",
         "  llmtrain pretrain objective=mlm",
@@ -55,6 +70,12 @@ def usage() -> str:
         "  llmtrain finetune task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/pretrain/…",
         "  llmtrain evaluate task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/finetune/…",
         "  llmtrain finetune task=sft task.train_file=qa.jsonl model.from_run=outputs/pretrain/…",
+        "  llmtrain pretrain logger.trackers=[tensorboard,mlflow]",
+        "  llmtrain report multirun/pretrain/2026-11-26/12-00-00",
+        '  llmtrain generate outputs/pretrain/… prompt="def main" temperature=0.7',
+        '  llmtrain fill-mask outputs/pretrain/… text="return the [MASK] of the list"',
+        "  llmtrain tokenizer train data=text_files data.train_files=[a.txt] "
+        "tokenizer.vocab_size=4096",
     ]
     return "\n".join(lines)
 
@@ -67,6 +88,17 @@ def main(argv: list[str] | None = None) -> None:
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
         _fail(f"unknown command '{command}' (commands: {', '.join(COMMANDS)})")
+    if command in PLAIN:
+        _run_plain(command, rest)
+        return
+    module = command
+    if command in SUBCOMMANDS:
+        words = SUBCOMMANDS[command]
+        if not rest or rest[0] not in words:
+            _fail(f"give a word after '{command}': {', '.join(words)}", command)
+        module, rest = words[rest[0]], rest[1:]
+    if "--quiet" in rest:  # a console setting like any other, after the user's arguments
+        rest = [a for a in rest if a != "--quiet"] + ["logger.console=quiet"]
     # With HYDRA_FULL_ERROR set, Hydra raises instead of printing a multi-line report and
     # exiting; we turn the exception into one line. A user who set it gets the traceback.
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -86,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
     sys.argv = [f"llmtrain-{command}", *rest]
     try:
-        failures = _run_hydra(command, wants_traceback)
+        failures = _run_hydra(module, wants_traceback)
     except Exception as e:
         message = _user_error(e)
         if message is None or wants_traceback:
@@ -101,9 +133,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(failures[0][1])
 
 
+def _run_plain(command: str, argv: list[str]) -> None:
+    """A command without Hydra or a run directory: its module parses `argv` itself."""
+    try:
+        importlib.import_module(f"llmtrain.commands.{PLAIN[command]}").main(argv)
+    except Exception as e:
+        message = _user_error(e)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _fail(message, command, getattr(e, "exit_code", EXIT_USER_ERROR))
+
+
 def _run_hydra(command: str, wants_traceback: bool) -> list[tuple[str, int]]:
-    """Run the command through Hydra; returns the user errors its jobs ended with, and their
-    exit codes."""
+    """Run the command (its module and config name) through Hydra; returns the user errors its
+    jobs ended with, and their exit codes."""
     import hydra
 
     from llmtrain.config import register_schemas
@@ -117,11 +160,13 @@ def _run_hydra(command: str, wants_traceback: bool) -> list[tuple[str, int]]:
         from omegaconf import OmegaConf
 
         try:
-            run_dir = Path(HydraConfig.get().runtime.output_dir)
+            hydra_cfg = HydraConfig.get()
+            run_dir = Path(hydra_cfg.runtime.output_dir)
+            overrides = list(hydra_cfg.overrides.task)  # this job's, a sweep's included
             schema = OmegaConf.to_object(cfg)  # typed dataclasses; fails on a missing value
             resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
             recipe = importlib.import_module(f"llmtrain.commands.{command}")
-            return recipe.run(schema, run_dir, resolved)
+            return recipe.run(schema, run_dir, resolved, overrides)
         except Exception as e:
             # Caught here: a job that raises makes Hydra print a report of its own first.
             message = _user_error(e)
@@ -171,7 +216,7 @@ def _user_error(e: BaseException) -> str | None:
     return None
 
 
-def _fail(message: str, command: str | None = None) -> None:
+def _fail(message: str, command: str | None = None, code: int = EXIT_USER_ERROR) -> None:
     prefix = f"llmtrain {command}" if command else "llmtrain"
     print(f"{prefix}: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
+    sys.exit(code)

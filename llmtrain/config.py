@@ -84,6 +84,23 @@ class Precision(Enum):
     fp16 = "fp16"
 
 
+class Tracker(Enum):
+    tensorboard = "tensorboard"
+    wandb = "wandb"
+    mlflow = "mlflow"
+
+
+class WandbMode(Enum):
+    offline = "offline"
+    online = "online"
+
+
+class ConsoleMode(Enum):
+    auto = "auto"
+    plain = "plain"
+    quiet = "quiet"
+
+
 @dataclass
 class DataConfig:
     source: Source = opt(
@@ -270,6 +287,25 @@ class DistributedConfig:
 
 
 @dataclass
+class LoggerConfig:
+    trackers: list[Tracker] = opt(
+        help="experiment trackers besides metrics.jsonl: tensorboard, wandb, mlflow (any of them)",
+        factory=list,
+    )
+    project: str = opt("llmtrain", "project / experiment name the trackers file the run under")
+    wandb_mode: WandbMode = opt(
+        WandbMode.offline, "wandb: offline (files in <run>/wandb; `wandb sync` later), online"
+    )
+    mlflow_tracking_uri: str | None = opt(
+        None, "mlflow: tracking server or store; null: a local store, <run>/mlflow.db"
+    )
+    console: ConsoleMode = opt(
+        ConsoleMode.auto,
+        "auto: progress bar on a terminal, plain lines otherwise; plain; quiet (summary, warnings)",
+    )
+
+
+@dataclass
 class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -277,6 +313,7 @@ class PretrainConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 # Keys that may change between a checkpoint and its resumption without changing what is trained.
@@ -305,6 +342,11 @@ RESUME_FREE_KEYS = {
     "task.temperature",
     "task.top_p",
     "task.rouge",
+    "logger.trackers",
+    "logger.project",
+    "logger.wandb_mode",
+    "logger.mlflow_tracking_uri",
+    "logger.console",
 }
 
 GROUPS = {
@@ -315,6 +357,7 @@ GROUPS = {
     "trainer": TrainerConfig,
     "task": TaskConfig,
     "distributed": DistributedConfig,
+    "logger": LoggerConfig,
 }
 
 
@@ -342,6 +385,7 @@ class FinetuneConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 @dataclass
@@ -353,6 +397,38 @@ class EvaluateConfig:
     objective: ObjectiveConfig | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+@dataclass
+class TokenizerTrainConfig:
+    """`llmtrain tokenizer train`: the tokenizer `pretrain` would train, on its own."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # family picks the kind; positions
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+@dataclass
+class GenerateConfig:
+    """`llmtrain generate RUN_DIR key=value…` (parsed without Hydra: no run directory)."""
+
+    prompt: str = opt("", "text the model continues")
+    max_new_tokens: int = opt(50, "tokens to generate")
+    temperature: float = opt(0.8, "sampling temperature; 0: greedy decoding")
+    top_k: int = opt(50, "sample from the k most likely tokens; 0: no limit")
+    top_p: float = opt(0.95, "sample from the smallest set of tokens with this probability")
+    num_samples: int = opt(1, "continuations to generate")
+    seed: int = opt(42, "seed for sampling")
+
+
+@dataclass
+class FillMaskConfig:
+    """`llmtrain fill-mask RUN_DIR text="… [MASK] …"` (parsed without Hydra)."""
+
+    text: str = opt("", "text with one or more [MASK] tokens")
+    top_k: int = opt(5, "predictions shown per mask")
 
 
 def register_schemas() -> None:
@@ -363,3 +439,4 @@ def register_schemas() -> None:
     cs.store(name="pretrain_schema", node=PretrainConfig)
     cs.store(name="finetune_schema", node=FinetuneConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="tokenizer_train_schema", node=TokenizerTrainConfig)

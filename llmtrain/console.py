@@ -1,15 +1,22 @@
 """What a run shows: a rich progress bar and tables on a terminal, plain lines otherwise.
 
-Only the main process prints; elsewhere every method does nothing.
+A run shows a header (what runs where, on what), progress and evaluations as they arrive, and a
+summary; warnings — ours and the libraries' Python warnings — go through `warn`, print once
+each, and are repeated together under the summary. `logger.console=quiet` keeps only the
+warnings and the summary. Only the main process prints; elsewhere every method does nothing.
 """
 
 from __future__ import annotations
 
+import time
+import warnings
 from typing import Any
 
 from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from llmtrain.config import ConsoleMode
 
 
 def _fmt(value: Any) -> str:
@@ -31,37 +38,76 @@ def quiet_libraries() -> None:
 
 
 class Console:
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, mode: ConsoleMode = ConsoleMode.auto) -> None:
         quiet_libraries()
         self.enabled = enabled
+        self.quiet = mode is ConsoleMode.quiet
         self.rich = RichConsole(highlight=False)
-        self.live = enabled and self.rich.is_terminal
+        self.live = enabled and mode is ConsoleMode.auto and self.rich.is_terminal
+        self.started = time.perf_counter()
+        self.warnings: list[str] = []
         self._progress: Progress | None = None
         self._task = None
+        if enabled:  # the libraries' Python warnings join ours, once each
+            warnings.showwarning = lambda message, category, *_a, **_k: self.warn(
+                f"{category.__name__}: {message}"
+            )
 
-    def line(self, text: str) -> None:
+    def elapsed(self) -> float:
+        """Seconds since the console (the command) started: the run's wall time."""
+        return time.perf_counter() - self.started
+
+    def _print(self, text: str) -> None:
         if not self.enabled:
             return
-        if self.live:
+        if self._progress is not None:  # above the bar
+            self._progress.console.print(text, markup=False)
+        elif self.live:
             self.rich.print(text, markup=False)
         else:  # logs and CI: one unwrapped line per message
             print(text, flush=True)
 
+    def line(self, text: str) -> None:
+        """A progress note (not shown when quiet)."""
+        if not self.quiet:
+            self._print(text)
+
     def warn(self, text: str) -> None:
-        self.line(f"warning: {text}")
+        if text not in self.warnings:
+            self.warnings.append(text)
+            self._print(f"warning: {text}")
 
     def table(self, title: str, rows: dict[str, Any]) -> None:
+        """Keys and values: a rich table on a terminal, `  key  value` lines otherwise."""
         if not self.enabled:
             return
         if not self.live:
-            self.line(f"{title}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in rows.items()))
+            width = max((len(k) for k in rows), default=0)
+            lines = [f"  {k:<{width}}  {_fmt(v)}" for k, v in rows.items()]
+            self._print("\n".join([title, *lines]))
             return
-        table = Table(title=title, show_header=False, title_justify="left")
+        table = Table(title=title, show_header=False, title_justify="left", box=None)
         table.add_column(style="bold")
         table.add_column()
         for key, value in rows.items():
             table.add_row(key, _fmt(value))
         self.rich.print(table)
+
+    def header(self, title: str, rows: dict[str, Any]) -> None:
+        """What is about to run: command, run directory, device, model, data, batch, steps."""
+        if not self.quiet:
+            self.table(title, rows)
+
+    def summary(self, title: str, rows: dict[str, Any], *footer: str) -> None:
+        """The end of a command (shown even when quiet): its results, where they are, and
+        every warning of the run again."""
+        self.table(title, rows)
+        for text in footer:
+            self._print(text)
+        if self.warnings:
+            self._print(f"{len(self.warnings)} warning(s) during the run:")
+            for text in self.warnings:
+                self._print(f"  {text}")
 
     def start(self, total_steps: int, done: int = 0) -> None:
         if self.live:
@@ -81,7 +127,7 @@ class Console:
     def step(self, step: int, row: dict[str, Any] | None = None, total: int | None = None) -> None:
         """Advance the bar (to a new `total` if the run re-planned); with a row of train metrics
         also show them (plain: print them)."""
-        if not self.enabled:
+        if not self.enabled or self.quiet:
             return
         info = " ".join(f"{k} {_fmt(v)}" for k, v in (row or {}).items())
         if self._progress is not None:
@@ -91,11 +137,7 @@ class Console:
             self.line(f"step {step}: {info}")
 
     def eval(self, step: int, row: dict[str, Any]) -> None:
-        text = f"eval @ step {step}: " + " ".join(f"{k} {_fmt(v)}" for k, v in row.items())
-        if self._progress is not None:
-            self._progress.console.print(text)
-        else:
-            self.line(text)
+        self.line(f"eval @ step {step}: " + " ".join(f"{k} {_fmt(v)}" for k, v in row.items()))
 
     def stop(self) -> None:
         if self._progress is not None:

@@ -48,6 +48,7 @@ _KIND = {
     ObjectiveName.mlm: "an encoder (model.family=bert)",
     ObjectiveName.clm: "a decoder (model.family=gpt2)",
 }
+_INFERENCE = {ObjectiveName.mlm: "fill-mask", ObjectiveName.clm: "generate"}
 _FRESH = {
     (Family.bert, "mlm"): BertForMaskedLM,
     (Family.gpt2, "clm"): GPT2LMHeadModel,
@@ -77,6 +78,22 @@ def source(cfg: ModelConfig) -> str | None:
             raise ConfigError(f"model.from_run={cfg.from_run}: no finished model at {final}")
         return str(final)
     return cfg.name_or_path
+
+
+def run_model(run_dir: str, objective: ObjectiveName) -> tuple[PreTrainedModel, str]:
+    """A finished run's final/ model (and its path) for inference; it must have the language
+    modelling head of `objective` (llmtrain fill-mask: mlm, generate: clm)."""
+    final = Path(run_dir).expanduser() / "final"
+    if not (final / "config.json").is_file():
+        raise ConfigError(f"{run_dir} is not a finished llmtrain run: no model in {final}")
+    architecture = (pretrained_config(str(final)).architectures or ["?"])[0]
+    if architecture not in _AUTO_NAMES[objective].values():
+        hint = f"needs a run of llmtrain pretrain objective={objective.value}"
+        for other, names in _AUTO_NAMES.items():
+            if other is not objective and architecture in names.values():
+                hint = f"use llmtrain {_INFERENCE[other]}"
+        raise ConfigError(f"{run_dir} holds a {architecture} model: {hint}")
+    return _load(_AUTO[objective], str(final), ModelConfig()).eval(), str(final)
 
 
 def pretrained_config(name_or_path: str, trust_remote_code: bool = False) -> PretrainedConfig:

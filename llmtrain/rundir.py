@@ -31,6 +31,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl's rows; none for a run that has not logged yet. A line being written by a
+    run in progress (no newline yet) is left out."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
 class RunDir:
     def __init__(self, path: Path, is_main: bool = True) -> None:
         self.path = Path(path)

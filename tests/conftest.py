@@ -145,3 +145,20 @@ def mlm_run(tmp_path_factory, cache_dir) -> Path:
 @pytest.fixture(scope="session")
 def clm_run(tmp_path_factory, cache_dir) -> Path:
     return _tiny_run(tmp_path_factory, cache_dir, "clm", ["objective=clm", "model=gpt2-tiny"])
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory, cache_dir) -> Path:
+    """A 2-job MLM sweep over trainer.lr (1e-3, 3e-4), 10 steps each: <sweep>/0, <sweep>/1."""
+    sweep = tmp_path_factory.mktemp("sweep") / "sweep"
+    fixed = ("trainer.max_steps", "trainer.lr")
+    short = [a for a in TINY if not a.startswith(fixed)] + [
+        "trainer.max_steps=10",
+        "trainer.eval_every=0",
+        "trainer.save_every=0",
+    ]
+    result = run_cli(
+        ["pretrain", "-m", "trainer.lr=1e-3,3e-4", *short, f"hydra.sweep.dir={sweep}"], cache_dir
+    )
+    assert result.returncode == 0, result.stderr
+    return sweep

@@ -126,20 +126,8 @@ def test_final_clm_reloads_with_transformers_alone(clm_run, cache_dir, monkeypat
     assert out[0]["generated_text"].startswith("Return the")
 
 
-def test_sweep_runs_each_job_in_its_own_directory(cache_dir, tmp_path):
-    from conftest import TINY, run_cli
-
-    sweep = tmp_path / "sweep"
-    fixed = ("trainer.max_steps", "trainer.lr")
-    short = [a for a in TINY if not a.startswith(fixed)] + [
-        "trainer.max_steps=10",
-        "trainer.eval_every=0",
-        "trainer.save_every=0",
-    ]
-    result = run_cli(
-        ["pretrain", "-m", "trainer.lr=1e-3,3e-4", *short, f"hydra.sweep.dir={sweep}"], cache_dir
-    )
-    assert result.returncode == 0, result.stderr
+def test_sweep_runs_each_job_in_its_own_directory(tiny_sweep):
+    sweep = tiny_sweep
     for job, lr in (("0", 1e-3), ("1", 3e-4)):
         summary = json.loads((sweep / job / "summary.json").read_text())
         assert summary["steps"] == 10

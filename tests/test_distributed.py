@@ -101,7 +101,10 @@ def test_one_run_directory_whatever_the_processes(cache_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "outputs" / "pretrain").glob("*/*"))
     assert len(runs) == 1 and (runs[0] / "summary.json").is_file() and (runs[0] / ".hydra").is_dir()
-    assert result.stdout.count("llmtrain pretrain: run directory") == 1  # rank 0 alone speaks
+    lines = result.stdout.splitlines()
+    assert lines.count("llmtrain pretrain") == 1 and lines.count("summary") == 1  # rank 0 speaks
+    (device,) = [line for line in lines if line.startswith("  device ")]
+    assert device.endswith(" x 2 processes, precision no"), device
 
 
 def test_resume_under_two_processes_is_exact(ddp_run, cache_dir, tmp_path):

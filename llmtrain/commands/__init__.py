@@ -1,30 +1,101 @@
-"""One recipe per command: each wires the components together and reads top to bottom."""
+"""One recipe per command: each wires the components together and reads top to bottom.
+
+A Hydra command's recipe is `run(cfg, run_dir, resolved, overrides)`: its config schema, the run
+directory Hydra chose, the resolved config (saved with checkpoints) and the command-line
+overrides in effect (shown in the header). Commands without a run directory (report, generate,
+fill-mask) are `main(argv)`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
+from llmtrain.config import ConsoleMode, DistributedConfig, LoggerConfig, TrainerConfig
+from llmtrain.errors import ConfigError
 
-from llmtrain.config import DistributedConfig, TrainerConfig
-from llmtrain.console import Console
-from llmtrain.models import count_parameters
-from llmtrain.rundir import RunDir
-from llmtrain.train.distributed import make_accelerator, shared_run_dir
+if TYPE_CHECKING:  # imported where used: `llmtrain report` needs no torch
+    from accelerate import Accelerator
+
+    from llmtrain.console import Console
+    from llmtrain.rundir import RunDir
 
 
 def start(
-    trainer: TrainerConfig, run_dir: Path, distributed: DistributedConfig | None = None
+    trainer: TrainerConfig,
+    run_dir: Path,
+    distributed: DistributedConfig | None = None,
+    logger: LoggerConfig | None = None,
+    config: dict[str, Any] | None = None,
 ) -> tuple[Accelerator, RunDir, Console]:
     """What every command begins with: the processes joined, the seed set, the run directory
-    (rank 0's, for all ranks) and the console (rank 0 speaks)."""
-    accelerator = make_accelerator(trainer, distributed)
+    (rank 0's, for all ranks), the trackers opened with the run's `config`, and the console
+    (rank 0 speaks)."""
+    from accelerate.utils import set_seed
+
+    from llmtrain.console import Console
+    from llmtrain.rundir import RunDir
+    from llmtrain.train.distributed import make_accelerator, shared_run_dir
+    from llmtrain.train.trackers import accelerator_kwargs, start_trackers
+
+    accelerator = make_accelerator(trainer, distributed, accelerator_kwargs(logger, run_dir))
     set_seed(trainer.seed)
     run = RunDir(shared_run_dir(accelerator, run_dir), accelerator.is_main_process)
-    return accelerator, run, Console(accelerator.is_main_process)
+    mode = logger.console if logger else ConsoleMode.auto
+    console = Console(accelerator.is_main_process, mode)
+    start_trackers(accelerator, logger, run.path, config or {})
+    return accelerator, run, console
+
+
+def header_rows(
+    command: str,
+    overrides: list[str],
+    run: RunDir,
+    accelerator: Accelerator,
+    trainer: TrainerConfig,
+) -> dict[str, str]:
+    """The header's first rows, the same for every command: the command line as it took
+    effect, where its outputs go, and on what it runs."""
+    processes = accelerator.num_processes
+    return {
+        "command": " ".join(["llmtrain", command, *overrides]),
+        "run directory": str(run.path),
+        "device": f"{accelerator.device} x {processes} process{'es' if processes > 1 else ''}, "
+        f"precision {trainer.precision.value}",
+    }
+
+
+def global_batch(trainer: TrainerConfig, accelerator: Accelerator, unit: str) -> str:
+    size = trainer.batch_size * trainer.grad_accum * accelerator.num_processes
+    return (
+        f"{size} {unit} ({trainer.batch_size} x {trainer.grad_accum} accumulated "
+        f"x {accelerator.num_processes} processes)"
+    )
+
+
+def parse_plain(argv: list[str], schema: type, usage: str) -> tuple[list[str], Any] | None:
+    """`PATH… key=value…` for a command without Hydra, checked against the dataclass `schema`
+    as Hydra would (a misspelt key or a wrong type is an error); None after printing `usage`
+    for --help. Values are taken as typed (a prompt is never parsed as YAML)."""
+    from omegaconf import OmegaConf
+
+    if "--help" in argv or "-h" in argv:
+        print(usage)
+        return None
+    paths = [a for a in argv if "=" not in a]
+    pairs = dict(a.split("=", 1) for a in argv if "=" in a)
+    known = list(schema.__dataclass_fields__)
+    for key in pairs:
+        if key not in known:
+            raise ConfigError(f"unknown option '{key}' (options: {', '.join(known)})")
+    cfg = OmegaConf.merge(OmegaConf.structured(schema), pairs)
+    return paths, OmegaConf.to_object(cfg)
+
+
+def one_run_dir(paths: list[str], command: str) -> str:
+    if len(paths) != 1:
+        raise ConfigError(f"give one run directory: llmtrain {command} RUN_DIR key=value …")
+    return paths[0]
 
 
 def finetune_summary(
@@ -32,10 +103,13 @@ def finetune_summary(
     main: str,
     result: dict[str, Any],
     best: dict[str, float],
-    model: torch.nn.Module,
+    model: Any,
+    wall_seconds: float,
 ) -> dict[str, Any]:
     """summary.json of a fine-tuning run: the best model's metrics (`best`, measured on final/)
     and the last evaluation's, with fit()'s counters."""
+    from llmtrain.models import count_parameters
+
     return {
         "task": task,
         "main_metric": main,
@@ -46,6 +120,7 @@ def finetune_summary(
         "tokens": result["tokens"],
         "train_seconds": round(result["train_seconds"], 3),
         "tokens_per_s": round(result["tokens_per_s"], 1),
+        "wall_seconds": round(wall_seconds, 3),
         "first_step_seconds": round(result["first_step_seconds"], 3),
         "parameters": count_parameters(model),
     }

@@ -11,7 +11,7 @@ from accelerate import Accelerator
 from transformers import PreTrainedModel
 
 from llmtrain import models
-from llmtrain.commands import sft, start
+from llmtrain.commands import header_rows, sft, start
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName, TrainerConfig
 from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
@@ -20,6 +20,7 @@ from llmtrain.errors import ConfigError
 from llmtrain.kinds import Kind, load_kind
 from llmtrain.objectives import Objective, build_objective, takes_block_diagonal_attention
 from llmtrain.rundir import RunDir
+from llmtrain.train import trackers
 from llmtrain.train.evaluate import Evaluation, evaluate
 
 
@@ -40,13 +41,23 @@ def predict_and_record(
     return evaluation
 
 
-def run(cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
+def run(
+    cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
+) -> dict[str, Any]:
     path = models.source(cfg.model)
     if not path:
         raise ConfigError(
             "llmtrain evaluate needs a model: model.from_run=RUN_DIR or model.name_or_path=…"
         )
-    accelerator, run, console = start(cfg.trainer, run_dir)
+    accelerator, run, console = start(cfg.trainer, run_dir, None, cfg.logger, resolved)
+    console.header(
+        "llmtrain evaluate",
+        {
+            **header_rows("evaluate", overrides, run, accelerator, cfg.trainer),
+            "model": path,
+            "on": f"task {cfg.task.name}" if cfg.task is not None else "text (perplexity)",
+        },
+    )
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
     if cfg.task is not None and cfg.task.name == "sft":  # a causal LM on prompts and responses
         summary = sft.evaluate(cfg, path, tokenizer, accelerator, run, console)
@@ -67,9 +78,10 @@ def run(cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     else:
         summary = _language_model(cfg, path, tokenizer, accelerator)
     summary["model"] = path
+    summary["wall_seconds"] = round(console.elapsed(), 3)
     run.write_summary(summary)
-    console.table("llmtrain evaluate", summary)
-    console.line(f"run directory: {run.path}")
+    trackers.log(accelerator, 0, "eval", summary)
+    console.summary("llmtrain evaluate", summary, f"run directory: {run.path}")
     accelerator.end_training()
     return summary
 

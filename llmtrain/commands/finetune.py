@@ -11,20 +11,23 @@ import datasets
 import torch
 
 from llmtrain import models
-from llmtrain.commands import finetune_summary, sft, start
+from llmtrain.commands import finetune_summary, global_batch, header_rows, sft, start
 from llmtrain.commands.evaluate import predict_and_record
 from llmtrain.config import FinetuneConfig
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.kinds import load_kind
 from llmtrain.models import count_parameters
-from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit
+from llmtrain.train import trackers
+from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit, total_steps
 
 
-def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
+def run(
+    cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
+) -> dict[str, Any]:
     if cfg.task.name == "sft":  # a causal LM on prompts and responses: its own recipe
-        return sft.finetune(cfg, run_dir, resolved)
+        return sft.finetune(cfg, run_dir, resolved, overrides)
     check_trainer(cfg.trainer)
-    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed)
+    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     cache = Path(cfg.task.cache_dir).expanduser()
     path = models.source(cfg.model)
 
@@ -46,16 +49,18 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     model = task.build_model(cfg.model, tokenizer)
     objective = task.objective(tokenizer)
     main = task.main_metric
-    t = cfg.trainer
-    console.table(
+    steps = total_steps(cfg.trainer, len(encoded["train"]), accelerator.num_processes)
+    console.header(
         "llmtrain finetune",
         {
-            "run directory": str(run.path),
+            **header_rows("finetune", overrides, run, accelerator, cfg.trainer),
             "task": f"{cfg.task.name}: {task.describe()}, main metric {main}",
             "model": f"{path or 'fresh ' + cfg.model.family.value}: {type(model).__name__}, "
             f"{count_parameters(model):,} parameters",
-            "data": ", ".join(f"{name} {len(split):,}" for name, split in encoded.items()),
-            "global batch": f"{t.batch_size * t.grad_accum * accelerator.num_processes}",
+            "data": ", ".join(f"{name} {len(split):,} examples" for name, split in encoded.items()),
+            "global batch": global_batch(cfg.trainer, accelerator, "examples"),
+            "steps": f"{steps:,}"
+            + (f" ({cfg.trainer.epochs:g} epochs)" if cfg.trainer.epochs is not None else ""),
         },
     )
 
@@ -86,10 +91,16 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     evaluation = predict_and_record(
         best_model, objective, task, encoded, cfg.trainer, accelerator, run
     )
-    summary = finetune_summary(cfg.task.name, main, result, evaluation.metrics, model)
+    summary = finetune_summary(
+        cfg.task.name, main, result, evaluation.metrics, model, console.elapsed()
+    )
     summary.update(budget_summary(result["budget"], result["steps"]))
     run.write_summary(summary)
-    console.table("summary", summary)
-    console.line(f"run directory: {run.path}  (best model: {run.final})")
+    console.summary(
+        "summary",
+        summary,
+        f"run directory: {run.path}  (final model, the best: {run.final})",
+        *trackers.where(cfg.logger, run.path),
+    )
     accelerator.end_training()
     return summary

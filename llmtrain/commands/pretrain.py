@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrain import models
-from llmtrain.commands import start
+from llmtrain.commands import global_batch, header_rows, start
 from llmtrain.config import Packing, PretrainConfig
 from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
@@ -14,14 +14,18 @@ from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
 from llmtrain.objectives import build_objective, takes_block_diagonal_attention
+from llmtrain.rundir import read_metrics
+from llmtrain.train import trackers
 from llmtrain.train.checkpoint import full_model_state
-from llmtrain.train.loop import budget_summary, check_trainer, fit
+from llmtrain.train.loop import budget_summary, check_trainer, fit, total_steps
 
 
-def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
+def run(
+    cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
+) -> dict[str, Any]:
     check_trainer(cfg.trainer)
     check_objective(cfg.model, cfg.objective.name)
-    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed)
+    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     cache = Path(cfg.data.cache_dir).expanduser()
     block = cfg.trainer.block_size
 
@@ -48,19 +52,20 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             f"trainer.block_size={block} exceeds the model's {max_positions(model)} positions"
         )
     params = count_parameters(model)
-    processes, t = accelerator.num_processes, cfg.trainer
     docs, val_docs = len(corpus["train"]), len(corpus["validation"])
-    console.table(
+    steps = total_steps(cfg.trainer, len(train_set), accelerator.num_processes)
+    sequences_per_step = cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes
+    console.header(
         "llmtrain pretrain",
         {
-            "run directory": str(run.path),
-            "device": f"{accelerator.device} x {processes}, precision {t.precision.value}",
-            "model": f"{type(model).__name__}, {params:,} parameters",
-            "objective": cfg.objective.name.value,
+            **header_rows("pretrain", overrides, run, accelerator, cfg.trainer),
+            "model": f"{type(model).__name__}, {params:,} parameters, "
+            f"objective {cfg.objective.name.value}",
             "data": f"{docs:,} documents, {train_set.num_tokens:,} tokens, "
             f"{len(train_set):,} blocks of {block}, {_packing(*layout)}",
             "validation": f"{val_docs:,} documents, {len(eval_set):,} blocks",
-            "global batch": f"{t.batch_size * t.grad_accum * processes} sequences",
+            "global batch": global_batch(cfg.trainer, accelerator, "sequences"),
+            "steps": f"{steps:,} ({steps * sequences_per_step * block:,} tokens)",
         },
     )
 
@@ -80,20 +85,29 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         if tmp is not None:
             model.save_pretrained(str(tmp), state_dict=weights)
             save_tokenizer(tokenizer, tmp)
+    evals = [r for r in read_metrics(run.path) if r["split"] == "eval" and r["loss"] is not None]
+    best = min(evals, key=lambda r: r["loss"], default={"loss": None, "step": None})
     summary = {
         "loss": result["eval"].metrics["loss"],
         "perplexity": result["eval"].metrics["perplexity"],
+        "best_loss": best["loss"],
+        "best_step": best["step"],
         "steps": result["steps"],
         "tokens": result["tokens"],
         "train_seconds": round(result["train_seconds"], 3),
+        "wall_seconds": round(console.elapsed(), 3),
         "tokens_per_s": round(result["tokens_per_s"], 1),
         "first_step_seconds": round(result["first_step_seconds"], 3),
         "parameters": params,
     }
     summary.update(budget_summary(result["budget"], result["steps"]))
     run.write_summary(summary)
-    console.table("summary", summary)
-    console.line(f"run directory: {run.path}  (final model: {run.final})")
+    console.summary(
+        "summary",
+        summary,
+        f"run directory: {run.path}  (final model: {run.final})",
+        *trackers.where(cfg.logger, run.path),
+    )
     accelerator.end_training()
     return summary
 

@@ -17,7 +17,7 @@ from accelerate import Accelerator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmtrain import models
-from llmtrain.commands import finetune_summary, start
+from llmtrain.commands import finetune_summary, global_batch, header_rows, start
 from llmtrain.config import (
     EvaluateConfig,
     Family,
@@ -34,13 +34,16 @@ from llmtrain.generation import generate
 from llmtrain.metrics import rouge_l
 from llmtrain.objectives import SupervisedLM
 from llmtrain.rundir import RunDir
+from llmtrain.train import trackers
 from llmtrain.train.evaluate import evaluate as evaluate_splits
 from llmtrain.train.loop import Selection, check_trainer, fit
 
 MAIN = "loss"  # the best model has the lowest validation loss on the responses
 
 
-def finetune(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
+def finetune(
+    cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
+) -> dict[str, Any]:
     check_trainer(cfg.trainer)
     _check_task(cfg.task)
     path = models.source(cfg.model)
@@ -51,7 +54,7 @@ def finetune(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> di
             "task=sft trains a causal LM: model=gpt2-tiny for a fresh one, or "
             "model.from_run=… / model.name_or_path=… of a decoder"
         )
-    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed)
+    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     with accelerator.main_process_first():  # rank 0 builds the tokenizer cache, the others read
         splits = sft.load_splits(cfg.task, cfg.trainer.seed)
         if path:
@@ -75,17 +78,16 @@ def finetune(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> di
     samples = _sampler(
         splits["validation"], tokenizer, cfg.task, cfg.trainer.seed, accelerator, run
     )
-    t = cfg.trainer
-    console.table(
+    console.header(
         "llmtrain finetune",
         {
-            "run directory": str(run.path),
+            **header_rows("finetune", overrides, run, accelerator, cfg.trainer),
             "task": f"sft: loss on responses, main metric {MAIN} (lower is better)",
             "model": f"{path or 'fresh gpt2'}: {type(model).__name__}, "
             f"{models.count_parameters(model):,} parameters",
             "data": f"train {len(splits['train']):,} examples in {len(train):,} rows"
             f"{' (packed)' if cfg.task.packing else ''}, validation {len(validation):,}",
-            "global batch": f"{t.batch_size * t.grad_accum * accelerator.num_processes} rows",
+            "global batch": global_batch(cfg.trainer, accelerator, "rows"),
         },
     )
 
@@ -116,10 +118,14 @@ def finetune(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> di
         tokenizer,
     ).to(accelerator.device)
     metrics = _evaluate(best, objective, validation, samples, cfg.trainer, accelerator)
-    summary = finetune_summary("sft", MAIN, result, metrics, model)
+    summary = finetune_summary("sft", MAIN, result, metrics, model, console.elapsed())
     run.write_summary(summary)
-    console.table("summary", summary)
-    console.line(f"run directory: {run.path}  (best model: {run.final})")
+    console.summary(
+        "summary",
+        summary,
+        f"run directory: {run.path}  (final model, the best: {run.final})",
+        *trackers.where(cfg.logger, run.path),
+    )
     accelerator.end_training()
     return summary
 

@@ -120,6 +120,7 @@ def _train_wordpiece(
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
+        show_progress=False,  # the run's console reports; this bar prints blank lines in logs
         special_tokens=list(BERT_SPECIALS.values()),
     )
     tok.train_from_iterator(_texts(corpus), trainer=trainer, length=len(corpus))
@@ -149,6 +150,7 @@ def _train_bpe(
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
+        show_progress=False,  # the run's console reports; this bar prints blank lines in logs
         special_tokens=[EOT],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -34,14 +35,19 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def make_accelerator(cfg: TrainerConfig, dist: DistributedConfig | None = None) -> Accelerator:
+def make_accelerator(
+    cfg: TrainerConfig,
+    dist: DistributedConfig | None = None,
+    tracking: dict[str, Any] | None = None,
+) -> Accelerator:
     """The Accelerator for this process. Without CUDA it runs on the CPU explicitly: a plain
-    Accelerator() under torchrun on CPU lets each rank train alone, without an error."""
+    Accelerator() under torchrun on CPU lets each rank train alone, without an error.
+    `tracking`: the trackers' settings (llmtrain.train.trackers.accelerator_kwargs)."""
     dist = dist or DistributedConfig()
     on_gpu = torch.cuda.is_available()
     if cfg.precision is Precision.fp16 and not on_gpu:
         raise ConfigError("trainer.precision=fp16 needs a GPU; use bf16 on the CPU")
-    kwargs: dict = {}
+    kwargs: dict = dict(tracking or {})
     if dist.strategy in (Strategy.fsdp, Strategy.deepspeed) and not on_gpu:
         # Accelerate applies these plugins on CUDA only; on the CPU it would quietly run DDP.
         raise ConfigError(

@@ -29,6 +29,7 @@ from llmtrain.console import Console
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
 from llmtrain.objectives import Objective
 from llmtrain.rundir import RunDir
+from llmtrain.train import trackers
 from llmtrain.train.budget import PROVISIONAL_STEPS, Budget, parse_budget
 from llmtrain.train.checkpoint import (
     changed_settings,
@@ -229,6 +230,7 @@ def fit(
         if after_eval is not None:
             result.metrics.update(after_eval(model))
         run.log({"step": pos.step, "split": "eval", **result.metrics})
+        trackers.log(accelerator, pos.step, "eval", result.metrics)
         console.eval(pos.step, result.metrics)
         if select is not None:
             value = result.metrics[select.metric]
@@ -363,6 +365,7 @@ def fit(
                         "skipped_steps": pos.skipped_steps,
                     }
                     run.log({"step": pos.step, "split": "train", **row, **extra})
+                    trackers.log(accelerator, pos.step, "train", {**row, **extra})
                     console.step(pos.step, row, total=steps)
                     window.zero_()
                     pos.window[3] = 0.0

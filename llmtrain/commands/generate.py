@@ -1,0 +1,70 @@
+"""`llmtrain generate RUN_DIR prompt="…"`: continue a prompt with a CLM run's final/ model
+(sampling with temperature, top-k and top-p, or greedy with temperature=0)."""
+
+from __future__ import annotations
+
+import torch
+
+from llmtrain import models
+from llmtrain.commands import one_run_dir, parse_plain
+from llmtrain.config import GenerateConfig, ObjectiveName
+from llmtrain.console import quiet_libraries
+from llmtrain.data.tokenizer import load_tokenizer
+from llmtrain.errors import ConfigError
+
+USAGE = """usage: llmtrain generate RUN_DIR prompt="…" [key=value …]
+  prompt          text the model continues (empty: from the start-of-text token)
+  max_new_tokens  tokens to generate (50)
+  temperature     sampling temperature (0.8); 0: greedy decoding
+  top_k           sample from the k most likely tokens (50); 0: no limit
+  top_p           sample from the smallest set of tokens with this probability (0.95)
+  num_samples     continuations to generate (1)
+  seed            seed for sampling (42)"""
+
+
+def main(argv: list[str]) -> None:
+    parsed = parse_plain(argv, GenerateConfig, USAGE)
+    if parsed is None:
+        return
+    paths, cfg = parsed
+    _check(cfg)
+    quiet_libraries()
+    model, path = models.run_model(one_run_dir(paths, "generate"), ObjectiveName.clm)
+    tokenizer = load_tokenizer(path)
+    ids = tokenizer(cfg.prompt, return_tensors="pt")["input_ids"]
+    if ids.shape[1] == 0:  # an empty prompt starts a new text
+        ids = torch.tensor([[tokenizer.bos_token_id]])
+    positions = models.max_positions(model)
+    if ids.shape[1] + cfg.max_new_tokens > positions:
+        raise ConfigError(
+            f"the prompt ({ids.shape[1]} tokens) and max_new_tokens={cfg.max_new_tokens} "
+            f"exceed the model's {positions} positions"
+        )
+    torch.manual_seed(cfg.seed)
+    sample = cfg.temperature > 0
+    sampling = {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p}
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=sample,
+            num_return_sequences=cfg.num_samples,
+            pad_token_id=tokenizer.pad_token_id,
+            **(sampling if sample else {}),
+        )
+    texts = tokenizer.batch_decode(out, skip_special_tokens=True)
+    print("\n---\n".join(texts), flush=True)
+
+
+def _check(cfg: GenerateConfig) -> None:
+    if cfg.max_new_tokens <= 0:
+        raise ConfigError(f"max_new_tokens={cfg.max_new_tokens} must be positive")
+    if cfg.temperature < 0:
+        raise ConfigError(f"temperature={cfg.temperature} must not be negative")
+    if cfg.top_k < 0:
+        raise ConfigError(f"top_k={cfg.top_k} must not be negative")
+    if not 0 < cfg.top_p <= 1:
+        raise ConfigError(f"top_p={cfg.top_p} must be in (0, 1]")
+    if cfg.num_samples <= 0:
+        raise ConfigError(f"num_samples={cfg.num_samples} must be positive")
