@@ -21,6 +21,7 @@ COMMANDS = {
     "pretrain": "train a BERT (objective=mlm) or GPT-2 (objective=clm) on raw text",
     "finetune": "fine-tune a model on a GLUE task or a local labelled file (task=…)",
     "evaluate": "a model's task metrics and predictions (task=…) or perplexity (data=…)",
+    "glue": "fine-tune one model on each GLUE task in turn; one table (glue.md, glue.json)",
 }
 EXIT_USER_ERROR = 2
 _WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT}
@@ -43,8 +44,8 @@ def usage() -> str:
     lines += [
         "",
         f"configs: {config_dir()}",
-        "  groups: data, tokenizer, model, objective, task, trainer; pick one with group=option,",
-        "  set any key with group.key=value; `llmtrain COMMAND --help` lists the options.",
+        "  groups: data, tokenizer, model, objective, task, trainer, glue, recipe; pick one with",
+        "  group=option, set any key with group.key=value; `llmtrain COMMAND --help` lists them.",
         "",
         "examples:",
         "  llmtrain pretrain objective=mlm",
@@ -54,6 +55,8 @@ def usage() -> str:
         "  llmtrain pretrain --cfg job",
         "  llmtrain finetune task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/pretrain/…",
         "  llmtrain evaluate task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/finetune/…",
+        "  llmtrain glue glue.tasks=[cola,sst2,rte] glue.data_dir=glue_data model.from_run=…",
+        "  llmtrain pretrain recipe=bert-tiny-stdlib",
     ]
     return "\n".join(lines)
 

@@ -201,6 +201,38 @@ class DistributedConfig:
 
 
 @dataclass
+class GlueConfig:
+    tasks: list[str] = opt(
+        help="the GLUE tasks the suite fine-tunes on, in order",
+        factory=lambda: ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"],
+    )
+    data_dir: str | None = opt(
+        None,
+        "GLUE's distributed layout (CoLA/, SST-2/, …, each with train.tsv, dev.tsv); null: hub",
+    )
+
+
+@dataclass
+class ExpectedMetric:
+    value: float | None = opt(None, "the value measured by running the recipe; null: not yet")
+    tolerance: float = opt(0.0, "how far a reproduction may land from value, either side")
+
+
+@dataclass
+class RecipeConfig:
+    name: str = opt("", "the recipe's name (its file in configs/recipe/)")
+    command: str = opt("pretrain", "the command it is for: pretrain or finetune")
+    device: str = opt("cpu", "what it is sized for: cpu (run by make recipes) or gpu")
+    measured: str = opt("not yet measured", "when, where and in how long the figures were measured")
+    starts_from: str | None = opt(
+        None, "the recipe whose final/ model this one starts from (model.name_or_path=…/final)"
+    )
+    expected: dict[str, ExpectedMetric] = opt(
+        help="summary.json key: its expected value and tolerance", factory=dict
+    )
+
+
+@dataclass
 class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -208,6 +240,7 @@ class PretrainConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    recipe: RecipeConfig | None = None
 
 
 # Keys that may change between a checkpoint and its resumption without changing what is trained.
@@ -237,6 +270,8 @@ GROUPS = {
     "trainer": TrainerConfig,
     "task": TaskConfig,
     "distributed": DistributedConfig,
+    "glue": GlueConfig,
+    "recipe": RecipeConfig,
 }
 
 
@@ -264,6 +299,18 @@ class FinetuneConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    recipe: RecipeConfig | None = None
+
+
+@dataclass
+class GlueSuiteConfig:
+    """`llmtrain glue`: the fine-tuning settings shared by every task, and the suite's own."""
+
+    glue: GlueConfig = field(default_factory=GlueConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass
@@ -285,3 +332,4 @@ def register_schemas() -> None:
     cs.store(name="pretrain_schema", node=PretrainConfig)
     cs.store(name="finetune_schema", node=FinetuneConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="glue_schema", node=GlueSuiteConfig)

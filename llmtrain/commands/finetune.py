@@ -9,7 +9,7 @@ from typing import Any
 import datasets
 import torch
 
-from llmtrain import models
+from llmtrain import models, recipes
 from llmtrain.commands import start
 from llmtrain.commands.evaluate import predict_and_record
 from llmtrain.config import FinetuneConfig
@@ -22,6 +22,7 @@ from llmtrain.train.loop import Selection, check_trainer, fit
 
 def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
     check_trainer(cfg.trainer)
+    recipes.require(cfg.recipe, "finetune")
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed)
     cache = Path(cfg.task.cache_dir).expanduser()
     path = models.source(cfg.model)
@@ -102,8 +103,9 @@ def run(cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         "tokens_per_s": round(result["tokens_per_s"], 1),
         "parameters": count_parameters(model),
     }
-    run.write_summary(summary)
     console.table("summary", summary)
+    recipes.report(cfg.recipe, summary, console)
+    run.write_summary(summary)
     console.line(f"run directory: {run.path}  (best model: {run.final})")
     accelerator.end_training()
     return summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llmtrain import models
+from llmtrain import models, recipes
 from llmtrain.commands import start
 from llmtrain.config import PretrainConfig
 from llmtrain.data.packing import BlockDataset, pack_blocks
@@ -19,6 +19,7 @@ from llmtrain.train.loop import check_trainer, fit
 
 def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[str, Any]:
     check_trainer(cfg.trainer)
+    recipes.require(cfg.recipe, "pretrain")
     check_objective(cfg.model, cfg.objective.name)
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed)
     cache = Path(cfg.data.cache_dir).expanduser()
@@ -86,8 +87,9 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         "tokens_per_s": round(result["tokens_per_s"], 1),
         "parameters": params,
     }
-    run.write_summary(summary)
     console.table("summary", summary)
+    recipes.report(cfg.recipe, summary, console)
+    run.write_summary(summary)
     console.line(f"run directory: {run.path}  (final model: {run.final})")
     accelerator.end_training()
     return summary
