@@ -32,7 +32,8 @@ bench: install
 	$(BIN)/python scripts/bench.py --out outputs/bench.json
 
 # Every CPU recipe (configs/recipe/), checked against its expected figures; fails on a miss.
-# About 6 minutes on 2 idle cores (measured: see README, Recipes); not part of `make test`.
+# 12 CPU-minutes (about an hour on the loaded 2-core machine it was measured on; README,
+# Recipes); not part of `make test`.
 recipes: install
 	$(BIN)/python scripts/recipes.py
 

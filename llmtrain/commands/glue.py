@@ -71,7 +71,8 @@ def _task(
     task_cfg, task_resolved = _compose(name, data_dir, overrides)
     task_run = RunDir(suite.path / name)
     if task_run.summary.is_file() and task_run.final.is_dir():
-        saved = json.loads((task_run.path / TASK_CONFIG).read_text())
+        saved_file = task_run.path / TASK_CONFIG
+        saved = json.loads(saved_file.read_text()) if saved_file.is_file() else task_resolved
         changed = changed_settings(saved, task_resolved)
         if changed:
             raise ConfigError(
