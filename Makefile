@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench recipes lint clean
 
 install: $(STAMP)
 
@@ -30,6 +30,12 @@ test-slow: install
 # llmtrain vs transformers.Trainer vs a bare loop, CPU workloads (~12 minutes on 2 cores).
 bench: install
 	$(BIN)/python scripts/bench.py --out outputs/bench.json
+
+# Every CPU recipe (configs/recipe/), checked against its expected figures; fails on a miss.
+# 12 CPU-minutes (about an hour on the loaded 2-core machine it was measured on; README,
+# Recipes); not part of `make test`.
+recipes: install
+	$(BIN)/python scripts/recipes.py
 
 lint: install
 	$(BIN)/ruff check llmtrain tests scripts

@@ -27,6 +27,7 @@ COMMANDS = {
     "report": "RUN_DIR|SWEEP_DIR…: a table of runs by main metric, and plots of their curves",
     "generate": 'RUN_DIR prompt="…": continue a prompt with a CLM run\'s model',
     "fill-mask": 'RUN_DIR text="… [MASK] …": an MLM run\'s guesses for the masked words',
+    "glue": "fine-tune one model on each GLUE task in turn; one table (glue.md, glue.json)",
 }
 # Commands that parse their own argv (no Hydra, no run directory), and the module of each.
 PLAIN = {"report": "report", "generate": "generate", "fill-mask": "fill_mask"}
@@ -57,9 +58,9 @@ def usage() -> str:
     lines += [
         "",
         f"configs: {config_dir()}",
-        "  groups: data, tokenizer, model, objective, task, trainer, distributed, logger; pick",
-        "  one with group=option, set any key with group.key=value; `llmtrain COMMAND --help`",
-        "  lists the options. --quiet: only warnings and the summary (logger.console=quiet).",
+        "  groups: data, tokenizer, model, objective, task, trainer, distributed, logger, glue,",
+        "  recipe; pick one with group=option, set any key with group.key=value; `llmtrain",
+        "  COMMAND --help` lists the options. --quiet: only warnings and the summary.",
         "",
         "examples:",
         "  llmtrain pretrain objective=mlm",
@@ -76,6 +77,8 @@ def usage() -> str:
         '  llmtrain fill-mask outputs/pretrain/… text="return the [MASK] of the list"',
         "  llmtrain tokenizer train data=text_files data.train_files=[a.txt] "
         "tokenizer.vocab_size=4096",
+        "  llmtrain glue glue.tasks=[cola,sst2,rte] glue.data_dir=glue_data model.from_run=…",
+        "  llmtrain pretrain recipe=bert-tiny-stdlib",
     ]
     return "\n".join(lines)
 

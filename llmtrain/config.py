@@ -306,6 +306,38 @@ class LoggerConfig:
 
 
 @dataclass
+class GlueConfig:
+    tasks: list[str] = opt(
+        help="the GLUE tasks the suite fine-tunes on, in order",
+        factory=lambda: ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"],
+    )
+    data_dir: str | None = opt(
+        None,
+        "GLUE's distributed layout (CoLA/, SST-2/, …, each with train.tsv, dev.tsv); null: hub",
+    )
+
+
+@dataclass
+class ExpectedMetric:
+    value: float | None = opt(None, "the value measured by running the recipe; null: not yet")
+    tolerance: float = opt(0.0, "how far a reproduction may land from value, either side")
+
+
+@dataclass
+class RecipeConfig:
+    name: str = opt("", "the recipe's name (its file in configs/recipe/)")
+    command: str = opt("pretrain", "the command it is for: pretrain or finetune")
+    device: str = opt("cpu", "what it is sized for: cpu (run by make recipes) or gpu")
+    measured: str = opt("not yet measured", "when, where and in how long the figures were measured")
+    starts_from: str | None = opt(
+        None, "the recipe whose final/ model this one starts from (model.name_or_path=…/final)"
+    )
+    expected: dict[str, ExpectedMetric] = opt(
+        help="summary.json key: its expected value and tolerance", factory=dict
+    )
+
+
+@dataclass
 class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -314,6 +346,7 @@ class PretrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    recipe: RecipeConfig | None = None
 
 
 # Keys that may change between a checkpoint and its resumption without changing what is trained.
@@ -358,6 +391,8 @@ GROUPS = {
     "task": TaskConfig,
     "distributed": DistributedConfig,
     "logger": LoggerConfig,
+    "glue": GlueConfig,
+    "recipe": RecipeConfig,
 }
 
 
@@ -381,6 +416,19 @@ def option_tables() -> str:
 @dataclass
 class FinetuneConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    recipe: RecipeConfig | None = None
+
+
+@dataclass
+class GlueSuiteConfig:
+    """`llmtrain glue`: the fine-tuning settings shared by every task, and the suite's own."""
+
+    glue: GlueConfig = field(default_factory=GlueConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -440,3 +488,4 @@ def register_schemas() -> None:
     cs.store(name="finetune_schema", node=FinetuneConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="tokenizer_train_schema", node=TokenizerTrainConfig)
+    cs.store(name="glue_schema", node=GlueSuiteConfig)

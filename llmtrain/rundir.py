@@ -68,6 +68,8 @@ class RunDir:
         """Make the complete directory `<run>/<source>` become `<run>/<target>` (one rename)."""
         if self.is_main:
             src, dst = self.path / source, self.path / target
+            if not src.exists() and dst.exists():
+                return  # promoted before an interruption; the resumed run had nothing better
             if dst.exists():
                 shutil.rmtree(dst)
             os.replace(src, dst)

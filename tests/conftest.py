@@ -111,15 +111,20 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("llmtrain-cache")
 
 
-def run_cli(args: list[str], cache: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`python -m llmtrain ARGS` as a user would run it (no terminal: plain output)."""
+def cli_env(cache: Path) -> dict[str, str]:
+    """The environment of a CLI run in the tests: the session's cache, unbuffered output."""
     env = {**os.environ, "LLMTRAIN_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def run_cli(args: list[str], cache: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m llmtrain ARGS` as a user would run it (no terminal: plain output)."""
     return subprocess.run(
         [sys.executable, "-m", "llmtrain", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=cli_env(cache),
         cwd=cwd,
         timeout=600,
     )

@@ -22,8 +22,18 @@ def _write(path: Path, header: str | None, rows: list[list[str]], bom: bool = Fa
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
 
 
-def write_glue(root: Path, n_train: int = 48, n_dev: int = 16) -> Path:
-    """Write every GLUE task's train/dev/test files under root/<task>/ and return root."""
+def write_glue(
+    root: Path,
+    n_train: int = 48,
+    n_dev: int = 16,
+    only: tuple[str, ...] | None = None,
+    glue_names: bool = False,
+) -> Path:
+    """Write every GLUE task's (or `only` these tasks') train/dev/test files under root/<task>/
+    (with `glue_names`, under GLUE's own directory names: root/CoLA/, root/SST-2/, …) and
+    return root."""
+    from llmtrain.data.tasks import GLUE
+
     tasks = {
         "cola": _cola,
         "sst2": _sst2,
@@ -36,7 +46,9 @@ def write_glue(root: Path, n_train: int = 48, n_dev: int = 16) -> Path:
         "wnli": _wnli,
     }
     for name, writer in tasks.items():
-        d = root / name
+        if only is not None and name not in only:
+            continue
+        d = root / (GLUE[name].directory if glue_names else name)
         d.mkdir(parents=True, exist_ok=True)
         writer(d, n_train, n_dev)
     return root

@@ -8,9 +8,20 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from llmtrain.cli import config_dir
-from llmtrain.config import EvaluateConfig, FinetuneConfig, PretrainConfig, register_schemas
+from llmtrain.config import (
+    EvaluateConfig,
+    FinetuneConfig,
+    GlueSuiteConfig,
+    PretrainConfig,
+    register_schemas,
+)
 
-COMMANDS = {"pretrain": PretrainConfig, "finetune": FinetuneConfig, "evaluate": EvaluateConfig}
+COMMANDS = {
+    "pretrain": PretrainConfig,
+    "finetune": FinetuneConfig,
+    "evaluate": EvaluateConfig,
+    "glue": GlueSuiteConfig,
+}
 
 # Options that need a value from the user, and one that satisfies them.
 REQUIRED = {
@@ -40,12 +51,13 @@ def _groups_of(command: str) -> set[str]:
 
 
 def _uses() -> list[tuple[str, str, str]]:
-    """(command, group, option) for every option of every group a command composes."""
+    """(command, group, option) for every option of every group a command composes (recipes
+    belong to one command each: see test_every_recipe_composes)."""
     return [
         (command, group, option)
         for command in COMMANDS
         for group, option in _options()
-        if group in _groups_of(command)
+        if group in _groups_of(command) and group != "recipe"
     ]
 
 
@@ -58,6 +70,28 @@ def test_every_group_option_composes(command, group, option):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_each_command_composes_as_shipped(command):
     assert isinstance(_compose([], command), COMMANDS[command])
+
+
+def _recipes() -> list[str]:
+    return [option for group, option in _options() if group == "recipe"]
+
+
+@pytest.mark.parametrize("name", _recipes())
+def test_every_recipe_composes(name):
+    """Each shipped recipe composes for its command, validates, and carries its figures."""
+    declared = OmegaConf.load(config_dir() / "recipe" / f"{name}.yaml").recipe
+    starts = ["model.name_or_path=some/final"] if declared.get("starts_from") else []
+    cfg = _compose([f"recipe={name}", *starts], declared.command)
+    assert isinstance(cfg, COMMANDS[declared.command])
+    recipe = cfg.recipe
+    assert recipe.name == name and recipe.expected
+    if recipe.device == "cpu":  # measured here: every figure has a value and the note says when
+        assert all(e.value is not None for e in recipe.expected.values())
+        assert "2026" in recipe.measured
+    else:
+        assert recipe.measured.startswith("not yet measured")
+    if recipe.starts_from:
+        assert recipe.starts_from in _recipes()
 
 
 def test_groups_cover_the_schemas():

@@ -10,7 +10,7 @@ from typing import Any
 import datasets
 import torch
 
-from llmtrain import models
+from llmtrain import models, recipes
 from llmtrain.commands import finetune_summary, global_batch, header_rows, sft, start
 from llmtrain.commands.evaluate import predict_and_record
 from llmtrain.config import FinetuneConfig
@@ -27,6 +27,7 @@ def run(
     if cfg.task.name == "sft":  # a causal LM on prompts and responses: its own recipe
         return sft.finetune(cfg, run_dir, resolved, overrides)
     check_trainer(cfg.trainer)
+    recipes.require(cfg.recipe, "finetune")
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     cache = Path(cfg.task.cache_dir).expanduser()
     path = models.source(cfg.model)
@@ -95,6 +96,7 @@ def run(
         cfg.task.name, main, result, evaluation.metrics, model, console.elapsed()
     )
     summary.update(budget_summary(result["budget"], result["steps"]))
+    recipes.report(cfg.recipe, summary, console)
     run.write_summary(summary)
     console.summary(
         "summary",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llmtrain import models
+from llmtrain import models, recipes
 from llmtrain.commands import global_batch, header_rows, start
 from llmtrain.config import Packing, PretrainConfig
 from llmtrain.data.packing import packed_dataset
@@ -24,6 +24,7 @@ def run(
     cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
 ) -> dict[str, Any]:
     check_trainer(cfg.trainer)
+    recipes.require(cfg.recipe, "pretrain")
     check_objective(cfg.model, cfg.objective.name)
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     cache = Path(cfg.data.cache_dir).expanduser()
@@ -101,6 +102,7 @@ def run(
         "parameters": params,
     }
     summary.update(budget_summary(result["budget"], result["steps"]))
+    recipes.report(cfg.recipe, summary, console)
     run.write_summary(summary)
     console.summary(
         "summary",

@@ -37,15 +37,34 @@ class GlueSpec:
         default_factory=lambda: {"validation": ("validation", "dev.tsv")}
     )  # our split name: (hub split, TSV file)
     test: tuple[str, str] = ("test", "test.tsv")
+    directory: str = ""  # the task's directory in GLUE's distribution (CoLA, SST-2, …)
+    # summary.json keys (less best_) averaged into GLUE's official score for the task
+    score: tuple[str, ...] = ("accuracy",)
+
+    def files(self) -> dict[str, str]:
+        """Our split name: the TSV file it is read from (test files are optional)."""
+        return {"train": "train.tsv", **{k: v[1] for k, v in self.eval_splits.items()}}
 
 
 _PAIR = ("sentence1", "sentence2")
 GLUE: dict[str, GlueSpec] = {
     "cola": GlueSpec(
-        ("sentence",), (3,), 1, ("unacceptable", "acceptable"), ("mcc", "accuracy"), header=False
+        ("sentence",),
+        (3,),
+        1,
+        ("unacceptable", "acceptable"),
+        ("mcc", "accuracy"),
+        header=False,
+        directory="CoLA",
+        score=("mcc",),
     ),
     "sst2": GlueSpec(
-        ("sentence",), ("sentence",), "label", ("negative", "positive"), ("accuracy",)
+        ("sentence",),
+        ("sentence",),
+        "label",
+        ("negative", "positive"),
+        ("accuracy",),
+        directory="SST-2",
     ),
     "mrpc": GlueSpec(
         _PAIR,
@@ -53,6 +72,8 @@ GLUE: dict[str, GlueSpec] = {
         "Quality",
         ("not_equivalent", "equivalent"),
         ("f1", "accuracy"),
+        directory="MRPC",
+        score=("f1", "accuracy"),
     ),
     "qqp": GlueSpec(
         ("question1", "question2"),
@@ -60,8 +81,18 @@ GLUE: dict[str, GlueSpec] = {
         "is_duplicate",
         ("not_duplicate", "duplicate"),
         ("f1", "accuracy"),
+        directory="QQP",
+        score=("f1", "accuracy"),
     ),
-    "stsb": GlueSpec(_PAIR, _PAIR, "score", (), ("pearson", "spearman")),
+    "stsb": GlueSpec(
+        _PAIR,
+        _PAIR,
+        "score",
+        (),
+        ("pearson", "spearman"),
+        directory="STS-B",
+        score=("pearson", "spearman"),
+    ),
     "mnli": GlueSpec(
         ("premise", "hypothesis"),
         _PAIR,
@@ -74,6 +105,8 @@ GLUE: dict[str, GlueSpec] = {
             "mismatched": ("validation_mismatched", "dev_mismatched.tsv"),
         },
         test=("test_matched", "test_matched.tsv"),
+        directory="MNLI",
+        score=("accuracy", "mismatched_accuracy"),
     ),
     "qnli": GlueSpec(
         ("question", "sentence"),
@@ -82,11 +115,20 @@ GLUE: dict[str, GlueSpec] = {
         ("entailment", "not_entailment"),
         ("accuracy",),
         named_labels=True,
+        directory="QNLI",
     ),
     "rte": GlueSpec(
-        _PAIR, _PAIR, "label", ("entailment", "not_entailment"), ("accuracy",), named_labels=True
+        _PAIR,
+        _PAIR,
+        "label",
+        ("entailment", "not_entailment"),
+        ("accuracy",),
+        named_labels=True,
+        directory="RTE",
     ),
-    "wnli": GlueSpec(_PAIR, _PAIR, "label", ("not_entailment", "entailment"), ("accuracy",)),
+    "wnli": GlueSpec(
+        _PAIR, _PAIR, "label", ("not_entailment", "entailment"), ("accuracy",), directory="WNLI"
+    ),
 }
 TASKS = (*GLUE, "custom", "sft")
 
@@ -214,7 +256,7 @@ def _glue_tsv(cfg: TaskConfig, spec: GlueSpec, cache_dir: Path) -> dict[str, dat
     root = Path(cfg.data_dir).expanduser()
     if not root.is_dir():
         raise ConfigError(f"task.data_dir={root} is not a directory")
-    files = {"train": "train.tsv", **{k: v[1] for k, v in spec.eval_splits.items()}}
+    files = spec.files()
     if (root / spec.test[1]).is_file():
         files["test"] = spec.test[1]
     splits = {}
