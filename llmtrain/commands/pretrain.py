@@ -1,4 +1,5 @@
-"""`llmtrain pretrain`: a language model from raw text (MLM for BERT, CLM for GPT-2)."""
+"""`llmtrain pretrain`: a language model from raw text (MLM, MLM + NSP/SOP for BERT, CLM for
+GPT-2)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import Any
 
 from llmtrain import models
 from llmtrain.commands import start
-from llmtrain.config import PretrainConfig
+from llmtrain.config import ObjectiveName, PretrainConfig
 from llmtrain.data.packing import BlockDataset, pack_blocks
+from llmtrain.data.pairs import PairDataset, pair_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
-from llmtrain.objectives import build_objective
+from llmtrain.objectives import PAIRED, build_objective
 from llmtrain.train.loop import check_trainer, fit
 
 
@@ -35,11 +37,14 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             fallback_path=models.source(cfg.model),
             trust_remote_code=cfg.model.trust_remote_code,
         )
-        train_set = BlockDataset(pack_blocks(corpus["train"], tokenizer, block, cache, "training"))
-        eval_set = BlockDataset(
-            pack_blocks(corpus["validation"], tokenizer, block, cache, "validation")
+        train_set, eval_set = (
+            _examples(cfg, corpus[split], tokenizer, cache, what)
+            for split, what in (("train", "training"), ("validation", "validation"))
         )
-    objective = build_objective(cfg.objective, tokenizer)
+    paired = cfg.objective.name in PAIRED
+    # Special tokens per pair: [CLS] and two [SEP].
+    tokens_per_pair = float(train_set.lengths.mean()) - 3 if paired else None
+    objective = build_objective(cfg.objective, tokenizer, tokens_per_pair)
     model = build_model(cfg.model, cfg.objective.name, tokenizer)
     if block > max_positions(model):
         raise ConfigError(
@@ -48,16 +53,22 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     params = count_parameters(model)
     processes, t = accelerator.num_processes, cfg.trainer
     docs, val_docs = len(corpus["train"]), len(corpus["validation"])
+    unit = "pairs" if paired else "blocks"
+    shown = cfg.objective.name.value
+    if paired:
+        shown += f", pair loss weight {objective.pair_weight:.3g}"
+    if cfg.objective.whole_word_mask:
+        shown += ", whole-word masking"
     console.table(
         "llmtrain pretrain",
         {
             "run directory": str(run.path),
             "device": f"{accelerator.device} x {processes}, precision {t.precision.value}",
             "model": f"{type(model).__name__}, {params:,} parameters",
-            "objective": cfg.objective.name.value,
+            "objective": shown,
             "data": f"{docs:,} documents, {train_set.num_tokens:,} tokens, "
-            f"{len(train_set):,} blocks of {block}",
-            "validation": f"{val_docs:,} documents, {len(eval_set):,} blocks",
+            f"{len(train_set):,} {unit} of {'at most ' * paired}{block}",
+            "validation": f"{val_docs:,} documents, {len(eval_set):,} {unit}",
             "global batch": f"{t.batch_size * t.grad_accum * processes} sequences",
         },
     )
@@ -78,8 +89,7 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
             model.save_pretrained(str(tmp))
             save_tokenizer(tokenizer, tmp)
     summary = {
-        "loss": result["eval"].metrics["loss"],
-        "perplexity": result["eval"].metrics["perplexity"],
+        **result["eval"].metrics,  # loss and perplexity; the pair objectives' terms too
         "steps": result["steps"],
         "tokens": result["tokens"],
         "train_seconds": round(result["train_seconds"], 3),
@@ -91,3 +101,23 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
     console.line(f"run directory: {run.path}  (final model: {run.final})")
     accelerator.end_training()
     return summary
+
+
+def _examples(cfg: PretrainConfig, split, tokenizer, cache: Path, what: str):
+    """Packed blocks of text, or sentence pairs for the pair objectives."""
+    block, objective = cfg.trainer.block_size, cfg.objective
+    if objective.name not in PAIRED:
+        return BlockDataset(pack_blocks(split, tokenizer, block, cache, what))
+    rows = pair_blocks(
+        split,
+        tokenizer,
+        block,
+        cache,
+        what,
+        sentence_order=objective.name is ObjectiveName.mlm_sop,
+        rule=cfg.data.sentence_split,
+        short_seq_prob=objective.short_seq_prob,
+        dupe_factor=objective.dupe_factor,
+        seed=cfg.trainer.seed,
+    )
+    return PairDataset(rows)

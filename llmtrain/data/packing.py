@@ -89,11 +89,11 @@ def pack_blocks(
             )
         dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.int32
         blocks = ids[: n_blocks * block_size].astype(dtype).reshape(n_blocks, block_size)
-        _save_atomic(path, blocks)
+        save_atomic(path, blocks)
     return np.load(path, mmap_mode="r")
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
+def save_atomic(path: Path, array: np.ndarray) -> None:
     with atomic_file(path, "wb") as f:
         np.save(f, array)
 

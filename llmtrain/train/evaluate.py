@@ -46,11 +46,14 @@ def evaluate(
     result = Evaluation({})
     for number, (name, dataset) in enumerate(splits.items()):
         prefix = "" if number == 0 else f"{name}_"
-        loss, rows = _one_split(model, objective, dataset, cfg, accelerator)
+        loss, rows, parts = _one_split(model, objective, dataset, cfg, accelerator)
         if loss is not None:
             result.metrics[f"{prefix}loss"] = loss
+        if parts:  # the objective reports its terms (and its perplexity) itself
+            for key, value in objective.report(parts).items():
+                result.metrics[f"{prefix}{key}"] = value
         if rows is None:
-            if loss is not None:
+            if loss is not None and not parts:
                 result.metrics[f"{prefix}perplexity"] = perplexity(loss)
             continue
         result.predictions[name] = rows
@@ -75,7 +78,8 @@ def _one_split(model, objective, dataset, cfg, accelerator):
         shuffle=False,
     )
     predicts = hasattr(objective, "predict")
-    sums = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    n_parts = getattr(objective, "n_parts", 0)
+    sums = torch.zeros(2 + n_parts, dtype=torch.float64, device=accelerator.device)
     rows: list[tuple[int, Any, Any]] = []
     with torch.no_grad(), accelerator.autocast():
         for i, batch in enumerate(loader):
@@ -87,13 +91,15 @@ def _one_split(model, objective, dataset, cfg, accelerator):
                 rows += zip(
                     batch["index"].tolist(), preds.tolist(), batch["labels"].tolist(), strict=True
                 )
+                parts = []
             else:
-                loss_sum, n = objective.loss(model, batch)
-            sums += torch.stack([loss_sum.double(), n.double()])
+                loss_sum, n, *parts = objective.loss(model, batch)
+            counts = torch.stack([loss_sum.double(), n.double()])
+            sums += torch.cat([counts, *(p.to(sums) for p in parts)])
     sums = accelerator.reduce(sums, "sum").tolist()
     loss = sums[0] / sums[1] if sums[1] > 0 else None
     if not predicts:
-        return loss, None
+        return loss, None, sums[2:]
     if accelerator.num_processes > 1:
         rows = gather_object(rows)
-    return loss, sorted(rows)
+    return loss, sorted(rows), sums[2:]
