@@ -174,7 +174,7 @@ class TrainerConfig:
     keep_last: int = opt(2, "checkpoints kept; older ones go once a new one is complete")
     num_workers: int = opt(0, "DataLoader worker processes")
     group_by_length: bool = opt(
-        True, "fine-tuning: batch examples of similar length together (less padding)"
+        True, "fine-tuning, sentence pairs: batch examples of similar length (less padding)"
     )
     resume: str = opt(
         "auto", "auto: continue from the run directory's newest good checkpoint; none; or a PATH"

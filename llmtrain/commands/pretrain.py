@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from llmtrain import models
 from llmtrain.commands import start
 from llmtrain.config import ObjectiveName, PretrainConfig
@@ -83,6 +85,8 @@ def run(cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any]) -> dict[st
         run=run,
         console=console,
         run_config=resolved,
+        # Pairs vary in length (short documents, short_seq_prob): batch similar ones together.
+        train_lengths=torch.from_numpy(train_set.lengths) if paired else None,
     )
     with run.write_dir("final") as tmp:
         if tmp is not None:
