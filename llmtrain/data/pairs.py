@@ -208,17 +208,21 @@ def pair_blocks(
             for _ in range(dupe_factor)
             for p in make_pairs(documents, block_size - 3, sentence_order, short_seq_prob, rng)
         ]
-        dtype = (
-            np.uint16 if max(len(tokenizer), block_size) <= np.iinfo(np.uint16).max else np.int32
-        )
-        rows = np.full((len(pairs), block_size + _META), tokenizer.pad_token_id, dtype=dtype)
-        cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-        for row, (a, b, label) in zip(rows, pairs, strict=True):
-            ids = [cls, *a, sep, *b, sep]
-            row[: len(ids)] = ids
-            row[-_META:] = (len(ids), len(a), label)
-        save_atomic(path, rows)
+        save_atomic(path, pair_rows(pairs, block_size, tokenizer))
     return np.load(path, mmap_mode="r")
+
+
+def pair_rows(pairs: list[Pair], block_size: int, tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    """Pairs as rows: the ids of `[CLS] A [SEP] B [SEP]` padded to the block, then the
+    length, len(A) and the label."""
+    dtype = np.uint16 if max(len(tokenizer), block_size) <= np.iinfo(np.uint16).max else np.int32
+    rows = np.full((len(pairs), block_size + _META), tokenizer.pad_token_id, dtype=dtype)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    for row, (a, b, label) in zip(rows, pairs, strict=True):
+        ids = [cls, *a, sep, *b, sep]
+        row[: len(ids)] = ids
+        row[-_META:] = (len(ids), len(a), label)
+    return rows
 
 
 class PairDataset(torch.utils.data.Dataset):
