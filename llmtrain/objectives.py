@@ -44,7 +44,7 @@ class Objective(Protocol):
 
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    ) -> tuple[torch.Tensor, ...]: ...  # (loss_sum, n_targets[, parts])
 
 
 def build_objective(
@@ -56,7 +56,7 @@ def build_objective(
     tokens (special tokens excluded), which sets the weight of their pair loss."""
     if cfg.name in PAIRED:
         if tokens_per_pair is None:
-            raise TypeError(f"objective={cfg.name.value} needs tokens_per_pair")
+            raise ConfigError(f"objective={cfg.name.value} runs on sentence pairs: use pretrain")
         return MaskedLMWithPairs(cfg, tokenizer, tokens_per_pair)
     if cfg.name is ObjectiveName.mlm:
         return MaskedLM(cfg, tokenizer)

@@ -219,8 +219,8 @@ def fit(
     batches = draw()
     # loss sum, targets, tokens, then the objective's own sums (see llmtrain.objectives)
     n_parts = getattr(objective, "n_parts", 0)
-    parts = pos.window_parts or [0.0] * n_parts
-    window = torch.tensor(pos.window[:3] + parts, dtype=torch.float64, device=accelerator.device)
+    extra = pos.window_parts or [0.0] * n_parts
+    window = torch.tensor(pos.window[:3] + extra, dtype=torch.float64, device=accelerator.device)
     console.start(steps, pos.step)
     module.train()
     with StopRequest() as stop:
