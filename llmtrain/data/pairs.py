@@ -197,10 +197,15 @@ def pair_blocks(
     if not path.exists():
         documents = [doc for doc in tokenized["sentences"] if doc]
         if len(documents) < 2:
+            fix = (
+                "; raise data.validation_fraction or give data.validation_files"
+                if what == "validation"
+                else ""
+            )
             raise DataError(
                 f"objective={task} pairs sentences across documents, but the {what} split has "
                 f"{len(documents)} document (a blank line separates documents in .txt files; "
-                "one record is one document in .jsonl, .parquet and hub data)"
+                f"one record is one document in .jsonl, .parquet and hub data){fix}"
             )
         rng = random.Random(seed)
         pairs = [
