@@ -84,8 +84,8 @@ def test_one_document_is_refused_in_one_line(cache_dir, tmp_path):
 
 @pytest.mark.slow
 def test_nsp_accuracy_rises_on_the_embedded_corpus(tmp_path, cache_dir):
-    """The README's measured run (3.5 minutes on 2 idle cores, data included): NSP sits at chance while the
-    MLM loss leaves its plateau, then rises to ~0.63 on the held-out pairs."""
+    """The README's measured run (3.5 minutes on 2 idle cores, data included): NSP sits at
+    chance while the MLM loss leaves its plateau, then rises to ~0.63 on the held-out pairs."""
     run = tmp_path / "run"
     args = [
         "pretrain",
