@@ -43,6 +43,13 @@ class Family(Enum):
 class ObjectiveName(Enum):
     mlm = "mlm"
     clm = "clm"
+    mlm_nsp = "mlm_nsp"
+    mlm_sop = "mlm_sop"
+
+
+class SentenceSplit(Enum):
+    line = "line"
+    punctuation = "punctuation"
 
 
 class Schedule(Enum):
@@ -116,6 +123,10 @@ class DataConfig:
     train_split: str = opt("train", "hub split to train on (source=hf)")
     validation_split: str | None = opt(None, "hub split to evaluate on; null: hold out a fraction")
     text_field: str = opt("text", "column holding the text (.jsonl, .parquet, hub)")
+    sentence_split: SentenceSplit = opt(
+        SentenceSplit.line,
+        "sentences of a document for mlm_nsp/mlm_sop: line (each line), punctuation (. ! ?)",
+    )
     decode_errors: DecodeErrors = opt(
         DecodeErrors.strict, "bytes that are not UTF-8 in .txt files: strict (stop), replace"
     )
@@ -165,10 +176,18 @@ class ModelConfig:
 
 @dataclass
 class ObjectiveConfig:
-    name: ObjectiveName = opt(ObjectiveName.mlm, "mlm (masked tokens) or clm (next token)")
-    mlm_probability: float = opt(0.15, "share of tokens chosen as targets (mlm)")
+    name: ObjectiveName = opt(
+        ObjectiveName.mlm,
+        "mlm (masked tokens), clm (next token), mlm_nsp (+ next sentence), mlm_sop (+ order)",
+    )
+    mlm_probability: float = opt(0.15, "share of tokens (or words) chosen as targets (mlm)")
     mask_replace_prob: float = opt(0.8, "share of targets replaced by [MASK] (mlm)")
     random_replace_prob: float = opt(0.1, "share of targets replaced by a random token (mlm)")
+    whole_word_mask: bool = opt(False, "choose and replace whole words, all their sub-tokens (mlm)")
+    short_seq_prob: float = opt(
+        0.1, "mlm_nsp/mlm_sop: share of pairs cut to a random shorter length (as BERT)"
+    )
+    dupe_factor: int = opt(1, "mlm_nsp/mlm_sop: pairings of the corpus, each with other pairs")
 
 
 @dataclass
@@ -201,7 +220,7 @@ class TrainerConfig:
     keep_last: int = opt(2, "checkpoints kept; older ones go once a new one is complete")
     num_workers: int = opt(0, "DataLoader worker processes")
     group_by_length: bool = opt(
-        True, "fine-tuning: batch examples of similar length together (less padding)"
+        True, "fine-tuning, sentence pairs: batch examples of similar length (less padding)"
     )
     resume: str = opt(
         "auto", "auto: continue from the run directory's newest good checkpoint; none; or a PATH"

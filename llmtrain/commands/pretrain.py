@@ -1,19 +1,23 @@
-"""`llmtrain pretrain`: a language model from raw text (MLM for BERT, CLM for GPT-2)."""
+"""`llmtrain pretrain`: a language model from raw text (MLM, MLM + NSP/SOP for BERT, CLM for
+GPT-2)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from llmtrain import models, recipes
 from llmtrain.commands import global_batch, header_rows, start
-from llmtrain.config import Packing, PretrainConfig
+from llmtrain.config import ObjectiveName, Packing, PretrainConfig
 from llmtrain.data.packing import packed_dataset
+from llmtrain.data.pairs import PairDataset, pair_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
-from llmtrain.objectives import build_objective, takes_block_diagonal_attention
+from llmtrain.objectives import PAIRED, build_objective, takes_block_diagonal_attention
 from llmtrain.rundir import read_metrics
 from llmtrain.train import trackers
 from llmtrain.train.checkpoint import full_model_state
@@ -43,11 +47,14 @@ def run(
         )
         model = build_model(cfg.model, cfg.objective.name, tokenizer)
         layout = (cfg.data.packing, takes_block_diagonal_attention(model))
-        train_set = packed_dataset(corpus["train"], tokenizer, block, cache, "training", *layout)
-        eval_set = packed_dataset(
-            corpus["validation"], tokenizer, block, cache, "validation", *layout
+        train_set, eval_set = (
+            _examples(cfg, corpus[split], tokenizer, cache, what, layout)
+            for split, what in (("train", "training"), ("validation", "validation"))
         )
-    objective = build_objective(cfg.objective, tokenizer)
+    paired = cfg.objective.name in PAIRED
+    # Special tokens per pair: [CLS] and two [SEP].
+    tokens_per_pair = float(train_set.lengths.mean()) - 3 if paired else None
+    objective = build_objective(cfg.objective, tokenizer, tokens_per_pair)
     if block > max_positions(model):
         raise ConfigError(
             f"trainer.block_size={block} exceeds the model's {max_positions(model)} positions"
@@ -56,15 +63,21 @@ def run(
     docs, val_docs = len(corpus["train"]), len(corpus["validation"])
     steps = total_steps(cfg.trainer, len(train_set), accelerator.num_processes)
     sequences_per_step = cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes
+    unit = "pairs" if paired else "blocks"
+    shown = cfg.objective.name.value
+    if paired:
+        shown += f", pair loss weight {objective.pair_weight:.3g}"
+    if cfg.objective.whole_word_mask:
+        shown += ", whole-word masking"
+    packing = "" if paired else f", {_packing(*layout)}"
     console.header(
         "llmtrain pretrain",
         {
             **header_rows("pretrain", overrides, run, accelerator, cfg.trainer),
-            "model": f"{type(model).__name__}, {params:,} parameters, "
-            f"objective {cfg.objective.name.value}",
+            "model": f"{type(model).__name__}, {params:,} parameters, objective {shown}",
             "data": f"{docs:,} documents, {train_set.num_tokens:,} tokens, "
-            f"{len(train_set):,} blocks of {block}, {_packing(*layout)}",
-            "validation": f"{val_docs:,} documents, {len(eval_set):,} blocks",
+            f"{len(train_set):,} {unit} of {'at most ' * paired}{block}{packing}",
+            "validation": f"{val_docs:,} documents, {len(eval_set):,} {unit}",
             "global batch": global_batch(cfg.trainer, accelerator, "sequences"),
             "steps": f"{steps:,} ({steps * sequences_per_step * block:,} tokens)",
         },
@@ -80,6 +93,8 @@ def run(
         run=run,
         console=console,
         run_config=resolved,
+        # Pairs vary in length (short documents, short_seq_prob): batch similar ones together.
+        train_lengths=torch.from_numpy(train_set.lengths) if paired else None,
     )
     weights = full_model_state(model)  # every process: FSDP gathers its shards
     with run.write_dir("final") as tmp:
@@ -89,8 +104,7 @@ def run(
     evals = [r for r in read_metrics(run.path) if r["split"] == "eval" and r["loss"] is not None]
     best = min(evals, key=lambda r: r["loss"], default={"loss": None, "step": None})
     summary = {
-        "loss": result["eval"].metrics["loss"],
-        "perplexity": result["eval"].metrics["perplexity"],
+        **result["eval"].metrics,  # loss and perplexity; the pair objectives' terms too
         "best_loss": best["loss"],
         "best_step": best["step"],
         "steps": result["steps"],
@@ -120,3 +134,23 @@ def _packing(packing: Packing, block_diagonal: bool) -> str:
     if block_diagonal:
         return "document packing (block-diagonal attention)"
     return "document packing (one document a block, padded: the model takes no 4D mask)"
+
+
+def _examples(cfg: PretrainConfig, split, tokenizer, cache: Path, what: str, layout):
+    """Packed blocks of text, or sentence pairs for the pair objectives."""
+    block, objective = cfg.trainer.block_size, cfg.objective
+    if objective.name not in PAIRED:
+        return packed_dataset(split, tokenizer, block, cache, what, *layout)
+    rows = pair_blocks(
+        split,
+        tokenizer,
+        block,
+        cache,
+        what,
+        sentence_order=objective.name is ObjectiveName.mlm_sop,
+        rule=cfg.data.sentence_split,
+        short_seq_prob=objective.short_seq_prob,
+        dupe_factor=objective.dupe_factor,
+        seed=cfg.trainer.seed,
+    )
+    return PairDataset(rows)

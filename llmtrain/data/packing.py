@@ -97,7 +97,7 @@ def pack_blocks(
             )
         dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.int32
         blocks = ids[: n_blocks * block_size].astype(dtype).reshape(n_blocks, block_size)
-        _save_atomic(path, blocks)
+        save_atomic(path, blocks)
     return np.load(path, mmap_mode="r")
 
 
@@ -118,7 +118,7 @@ def document_positions(
         starts[::block_size] = True
         last_start = np.maximum.accumulate(np.where(starts, index, 0))
         positions = (index - last_start).astype(np.uint16).reshape(n_blocks, block_size)
-        _save_atomic(path, positions)
+        save_atomic(path, positions)
     return np.load(path, mmap_mode="r")
 
 
@@ -142,8 +142,8 @@ def padded_documents(
         rows = np.full((int(pieces.sum()), block_size), _pad_id(tokenizer), dtype=dtype)
         rows[first_row[doc] + offset // block_size, offset % block_size] = ids
         lengths = np.bincount(first_row[doc] + offset // block_size, minlength=len(rows))
-        _save_atomic(rows_path, rows)
-        _save_atomic(lengths_path, lengths.astype(np.int32))  # written last: marks both done
+        save_atomic(rows_path, rows)
+        save_atomic(lengths_path, lengths.astype(np.int32))  # written last: marks both done
     return np.load(rows_path, mmap_mode="r"), np.load(lengths_path, mmap_mode="r")
 
 
@@ -174,7 +174,7 @@ def packed_dataset(
     return BlockDataset(blocks, document_positions(corpus, tokenizer, block_size, cache_dir))
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
+def save_atomic(path: Path, array: np.ndarray) -> None:
     with atomic_file(path, "wb") as f:
         np.save(f, array)
 

@@ -189,7 +189,8 @@ def _hold_out(
     if len(ds) < 2:
         raise DataError(
             f"the corpus ({_describe(cfg)}) has {len(ds)} document: too few to hold out a "
-            "validation split; give data.validation_files"
+            "validation split; give data.validation_files (in .txt files a blank line "
+            "separates documents)"
         )
     n_val = max(1, round(fraction * len(ds)))
     split = ds.train_test_split(test_size=n_val, seed=seed, shuffle=True)

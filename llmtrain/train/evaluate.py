@@ -47,11 +47,14 @@ def evaluate(
     result = Evaluation({})
     for number, (name, dataset) in enumerate(splits.items()):
         prefix = "" if number == 0 else f"{name}_"
-        loss, rows = _one_split(model, objective, dataset, cfg, accelerator, lockstep)
+        loss, rows, parts = _one_split(model, objective, dataset, cfg, accelerator, lockstep)
         if loss is not None:
             result.metrics[f"{prefix}loss"] = loss
+        if parts:  # the objective reports its terms (and its perplexity) itself
+            for key, value in objective.report(parts).items():
+                result.metrics[f"{prefix}{key}"] = value
         if rows is None:
-            if loss is not None:
+            if loss is not None and not parts:
                 result.metrics[f"{prefix}perplexity"] = perplexity(loss)
             continue
         metrics, result.predictions[name] = objective.score(name, rows)
@@ -78,7 +81,8 @@ def _one_split(model, objective, dataset, cfg, accelerator, lockstep):
     forwards = mine
     if lockstep is not None:
         forwards = int(accelerator.reduce(torch.tensor(mine, device=accelerator.device), "max"))
-    sums = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    n_parts = getattr(objective, "n_parts", 0)
+    sums = torch.zeros(2 + n_parts, dtype=torch.float64, device=accelerator.device)
     rows: list[tuple[int, Any, Any]] = []
     batches = iter(loader)
     batch = None
@@ -96,13 +100,15 @@ def _one_split(model, objective, dataset, cfg, accelerator, lockstep):
                 rows += zip(
                     batch["index"].tolist(), preds.tolist(), batch["labels"].tolist(), strict=True
                 )
+                parts = []
             else:
-                loss_sum, n = out
-            sums += torch.stack([loss_sum.double(), n.double()])
+                loss_sum, n, *parts = out
+            counts = torch.stack([loss_sum.double(), n.double()])
+            sums += torch.cat([counts, *(p.to(sums) for p in parts)])
     sums = accelerator.reduce(sums, "sum").tolist()
     loss = sums[0] / sums[1] if sums[1] > 0 else None
     if not predicts:
-        return loss, None
+        return loss, None, sums[2:]
     if accelerator.num_processes > 1:
         rows = gather_object(rows)
-    return loss, sorted(rows)
+    return loss, sorted(rows), sums[2:]

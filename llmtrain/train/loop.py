@@ -96,6 +96,7 @@ class Position:
     save_seconds: float = 0.0
     # the logging window in progress: loss sum, targets, tokens, seconds
     window: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    window_parts: list[float] = field(default_factory=list)  # the objective's extra sums
 
 
 def check_trainer(cfg: TrainerConfig) -> None:
@@ -252,7 +253,8 @@ def fit(
 
     def save() -> Path:
         t0 = time.perf_counter()
-        pos.window[:3] = window.tolist()
+        pos.window[:3] = window[:3].tolist()
+        pos.window_parts = window[3:].tolist()
         if budget is not None:
             pos.budget_used, pos.planned_steps = budget.used(t0), steps
         state = {"position": asdict(pos), "config": run_config}
@@ -275,7 +277,10 @@ def fit(
 
     last_eval = log_eval() if pos.step == 0 else None  # the start of every curve
     batches = draw()
-    window = torch.tensor(pos.window[:3], dtype=torch.float64, device=accelerator.device)
+    # loss sum, targets, tokens, then the objective's own sums (see llmtrain.objectives)
+    n_parts = getattr(objective, "n_parts", 0)
+    extra = pos.window_parts or [0.0] * n_parts
+    window = torch.tensor(pos.window[:3] + extra, dtype=torch.float64, device=accelerator.device)
     console.start(steps, pos.step)
     module.train()
     first_step_seconds = 0.0  # compiling (trainer.compile) and warm-up show here
@@ -285,7 +290,7 @@ def fit(
                 t0 = time.perf_counter()
                 if budget is not None:
                     budget.step_begins(pos.step, t0)
-                sums = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
+                sums = torch.zeros_like(window)
                 micro = [_to(next(batches), accelerator.device) for _ in range(cfg.grad_accum)]
                 # Targets over all micro-batches and processes, known before any forward: each
                 # sum is scaled once, before backward (DDP averages over processes: x world).
@@ -296,13 +301,16 @@ def fit(
                 for k, batch in enumerate(micro):
                     last = k == cfg.grad_accum - 1
                     with contextlib.nullcontext() if last else accelerator.no_sync(module):
-                        loss_sum, n = module(batch)
+                        loss_sum, n, *parts = module(batch)
                         accelerator.backward(loss_sum * scale.to(loss_sum))
                     mask = batch.get("attention_mask")
                     tokens = mask.sum() if mask is not None else batch["input_ids"].numel()
-                    sums += torch.stack(
-                        [loss_sum.detach().double(), n.double(), torch.as_tensor(tokens).to(sums)]
-                    )
+                    counts = [
+                        loss_sum.detach().double(),
+                        n.double(),
+                        torch.as_tensor(tokens).to(sums),
+                    ]
+                    sums += torch.cat([torch.stack(counts), *(p.to(sums) for p in parts)])
                 accelerator.unscale_gradients()  # fp16: back to true scale (else a no-op)
                 grads = [p.grad for p in module.parameters() if p.grad is not None]
                 grad_norm = torch.nn.utils.get_total_norm(grads)
@@ -355,6 +363,7 @@ def fit(
                     pos.tokens += int(totals[2])
                     row = {
                         "loss": totals[0] / max(totals[1], 1),
+                        **(objective.report(totals[3:]) if n_parts else {}),
                         "lr": scheduler.get_last_lr()[0],
                         "grad_norm": float(grad_norm),
                         "tokens_per_s": totals[2] / max(pos.window[3], 1e-9),
