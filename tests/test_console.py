@@ -42,7 +42,9 @@ def test_plain_output_has_header_evaluations_and_summary(mlm_run):
     assert header["run directory"] == str(mlm_run)
     assert header["device"] == "cpu x 1 process, precision no"
     assert f"BertForMaskedLM, {summary['parameters']:,} parameters" in header["model"]
-    assert re.fullmatch(r"[\d,]+ documents, [\d,]+ tokens, [\d,]+ blocks of 64", header["data"])
+    assert re.fullmatch(
+        r"[\d,]+ documents, [\d,]+ tokens, [\d,]+ blocks of 64, concat packing", header["data"]
+    )
     assert header["global batch"].startswith("16 sequences")
     assert header["steps"] == f"40 ({40 * 16 * 64:,} tokens)"
 
