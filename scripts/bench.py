@@ -75,7 +75,7 @@ def data_prep_speed() -> dict:
         "from llmtrain.data.tokenizer import build_tokenizer\n"
         "from llmtrain.data.packing import pack_blocks\n"
         "import os\n"
-        "cache = Path(os.environ['LLMTRAIN_CACHE'])\n"
+        "cache = Path(os.environ.get('LLMTRAIN_CACHE', Path.home() / '.cache' / 'llmtrain'))\n"
         "corpus = load_corpus(DataConfig(cache_dir=str(cache)), seed=0)['train']\n"
         "tok = build_tokenizer(TokenizerConfig(), Family.bert, corpus, cache, 512)\n"
         "mb = sum(len(t.encode()) for t in corpus['text']) / 1e6\n"
