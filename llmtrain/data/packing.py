@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import datasets
@@ -65,15 +66,22 @@ def tokenize(
         return {"input_ids": ids}
 
     key = f"{corpus._fingerprint}-{tokenizer_fingerprint(tokenizer)}-v{_PACKING_VERSION}"
-    path = Path(cache_dir) / "tokenized" / f"{key}.arrow"
+    return cached_map(corpus, encode, Path(cache_dir) / "tokenized", key, "tokenising")
+
+
+def cached_map(
+    corpus: datasets.Dataset, fn: Callable[[dict], dict], where: Path, key: str, desc: str
+) -> datasets.Dataset:
+    """`corpus.map(fn)` in batches, replacing the columns, cached as `where/<key>.arrow`."""
+    path = where / f"{key}.arrow"
     path.parent.mkdir(parents=True, exist_ok=True)
     return corpus.map(
-        encode,
+        fn,
         batched=True,
         remove_columns=corpus.column_names,
         cache_file_name=str(path),
         new_fingerprint=key,
-        desc="tokenising",
+        desc=desc,
     )
 
 

@@ -34,7 +34,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from llmtrain.config import SentenceSplit
-from llmtrain.data.packing import save_atomic, tokenizer_fingerprint
+from llmtrain.data.packing import cached_map, save_atomic, tokenizer_fingerprint
 from llmtrain.errors import ConfigError, DataError
 
 # Bump when splitting, tokenising or pairing below changes, so older caches are not reused.
@@ -154,16 +154,7 @@ def tokenize_documents(
         return {"sentences": out}
 
     key = f"{corpus._fingerprint}-{tokenizer_fingerprint(tokenizer)}-{rule.value}-v{_PAIRS_VERSION}"
-    path = Path(cache_dir) / "sentences" / f"{key}.arrow"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return corpus.map(
-        encode,
-        batched=True,
-        remove_columns=corpus.column_names,
-        cache_file_name=str(path),
-        new_fingerprint=key,
-        desc="splitting sentences",
-    )
+    return cached_map(corpus, encode, Path(cache_dir) / "sentences", key, "splitting sentences")
 
 
 def pair_blocks(
