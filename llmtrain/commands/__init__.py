@@ -124,3 +124,28 @@ def finetune_summary(
         "first_step_seconds": round(result["first_step_seconds"], 3),
         "parameters": count_parameters(model),
     }
+
+
+def finish(
+    cfg: Any,
+    summary: dict[str, Any],
+    run: RunDir,
+    console: Console,
+    accelerator: Accelerator,
+    final: str,
+) -> dict[str, Any]:
+    """The end of a training command: the recipe's verdict (if any), summary.json, the summary
+    table with where `final` (a description of final/) and the trackers' files are."""
+    from llmtrain import recipes
+    from llmtrain.train import trackers
+
+    recipes.report(cfg.recipe, summary, console)
+    run.write_summary(summary)
+    console.summary(
+        "summary",
+        summary,
+        f"run directory: {run.path}  ({final}: {run.final})",
+        *trackers.where(cfg.logger, run.path),
+    )
+    accelerator.end_training()
+    return summary

@@ -11,13 +11,12 @@ import datasets
 import torch
 
 from llmtrain import models, recipes
-from llmtrain.commands import finetune_summary, global_batch, header_rows, sft, start
+from llmtrain.commands import finetune_summary, finish, global_batch, header_rows, sft, start
 from llmtrain.commands.evaluate import predict_and_record
 from llmtrain.config import FinetuneConfig
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.kinds import load_kind
 from llmtrain.models import count_parameters
-from llmtrain.train import trackers
 from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit, total_steps
 
 
@@ -96,13 +95,4 @@ def run(
         cfg.task.name, main, result, evaluation.metrics, model, console.elapsed()
     )
     summary.update(budget_summary(result["budget"], result["steps"]))
-    recipes.report(cfg.recipe, summary, console)
-    run.write_summary(summary)
-    console.summary(
-        "summary",
-        summary,
-        f"run directory: {run.path}  (final model, the best: {run.final})",
-        *trackers.where(cfg.logger, run.path),
-    )
-    accelerator.end_training()
-    return summary
+    return finish(cfg, summary, run, console, accelerator, "final model, the best")

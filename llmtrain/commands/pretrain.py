@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from llmtrain import models, recipes
-from llmtrain.commands import global_batch, header_rows, start
+from llmtrain.commands import finish, global_batch, header_rows, start
 from llmtrain.config import ObjectiveName, Packing, PretrainConfig
 from llmtrain.data.packing import packed_dataset
 from llmtrain.data.pairs import PairDataset, pair_blocks
@@ -19,7 +19,6 @@ from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters, max_positions
 from llmtrain.objectives import PAIRED, build_objective, takes_block_diagonal_attention
 from llmtrain.rundir import read_metrics
-from llmtrain.train import trackers
 from llmtrain.train.checkpoint import full_model_state
 from llmtrain.train.loop import budget_summary, check_trainer, fit, total_steps
 
@@ -116,16 +115,7 @@ def run(
         "parameters": params,
     }
     summary.update(budget_summary(result["budget"], result["steps"]))
-    recipes.report(cfg.recipe, summary, console)
-    run.write_summary(summary)
-    console.summary(
-        "summary",
-        summary,
-        f"run directory: {run.path}  (final model: {run.final})",
-        *trackers.where(cfg.logger, run.path),
-    )
-    accelerator.end_training()
-    return summary
+    return finish(cfg, summary, run, console, accelerator, "final model")
 
 
 def _packing(packing: Packing, block_diagonal: bool) -> str:

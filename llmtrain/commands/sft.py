@@ -17,7 +17,7 @@ from accelerate import Accelerator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmtrain import models
-from llmtrain.commands import finetune_summary, global_batch, header_rows, start
+from llmtrain.commands import finetune_summary, finish, global_batch, header_rows, start
 from llmtrain.config import (
     EvaluateConfig,
     Family,
@@ -34,9 +34,8 @@ from llmtrain.generation import generate
 from llmtrain.metrics import rouge_l
 from llmtrain.objectives import SupervisedLM
 from llmtrain.rundir import RunDir
-from llmtrain.train import trackers
 from llmtrain.train.evaluate import evaluate as evaluate_splits
-from llmtrain.train.loop import Selection, check_trainer, fit
+from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit
 
 MAIN = "loss"  # the best model has the lowest validation loss on the responses
 
@@ -119,15 +118,8 @@ def finetune(
     ).to(accelerator.device)
     metrics = _evaluate(best, objective, validation, samples, cfg.trainer, accelerator)
     summary = finetune_summary("sft", MAIN, result, metrics, model, console.elapsed())
-    run.write_summary(summary)
-    console.summary(
-        "summary",
-        summary,
-        f"run directory: {run.path}  (final model, the best: {run.final})",
-        *trackers.where(cfg.logger, run.path),
-    )
-    accelerator.end_training()
-    return summary
+    summary.update(budget_summary(result["budget"], result["steps"]))
+    return finish(cfg, summary, run, console, accelerator, "final model, the best")
 
 
 def evaluate(
