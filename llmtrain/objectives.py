@@ -28,7 +28,6 @@ a run resumed.
 from __future__ import annotations
 
 import inspect
-import math
 from typing import Any, Protocol
 
 import torch
@@ -37,7 +36,7 @@ from transformers import PreTrainedTokenizerBase
 
 from llmtrain.config import ObjectiveConfig, ObjectiveName
 from llmtrain.errors import ConfigError
-from llmtrain.metrics import perplexity, task_metrics
+from llmtrain.metrics import perplexity
 
 IGNORE = -100
 Row = tuple[int, Any, Any]  # (example index, prediction, reference)
@@ -323,68 +322,6 @@ class CausalLM:
         if logits is None:
             logits = model(**model_inputs(model, batch, True)).logits[:, :-1]
         return _sum_cross_entropy(logits, self._labels(batch))
-
-
-class SequenceClassification:
-    """One label per example (or a score, for regression) from a sequence-classification head.
-
-    Examples are tokenised rows `{"input_ids", ["token_type_ids"], "label", "index"}`, padded per
-    batch. Rows without a label (-100, or NaN for regression: GLUE's test files) are predicted
-    but not counted in the loss.
-    """
-
-    def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, metrics: list[str], regression: bool
-    ) -> None:
-        self.tokenizer, self.metric_names, self.regression = tokenizer, metrics, regression
-
-    def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        keys = [k for k in ("input_ids", "token_type_ids") if k in examples[0]]
-        batch = self.tokenizer.pad(
-            [{k: ex[k] for k in keys} for ex in examples], return_tensors="pt"
-        )
-        dtype = torch.float32 if self.regression else torch.long
-        batch["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=dtype)
-        batch["index"] = torch.tensor([ex["index"] for ex in examples])
-        return dict(batch)
-
-    def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
-        logits = model(**inputs).logits.float()
-        labels = batch["labels"]
-        if self.regression:
-            scores = logits.squeeze(-1)
-            known = ~torch.isnan(labels)
-            loss = F.mse_loss(scores[known], labels[known], reduction="sum")
-            return loss, known.sum(), scores
-        loss = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
-        return loss, (labels != IGNORE).sum(), logits.argmax(-1)
-
-    def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        labels = batch["labels"]
-        return (~torch.isnan(labels) if self.regression else labels != IGNORE).sum()
-
-    def loss(
-        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        loss, n, _ = self._forward(model, batch)
-        return loss, n
-
-    def predict(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
-        """(loss sum, labelled count, predictions): one forward for evaluation."""
-        return self._forward(model, batch)
-
-    def score(self, split: str, rows: list[Row]) -> tuple[dict[str, float], list[Row]]:
-        """Metrics over the rows that have a label; the rows are the predictions."""
-        labelled = [(p, r) for _, p, r in rows if _labelled(r)]
-        if not labelled:
-            return {}, rows
-        preds, refs = zip(*labelled, strict=True)
-        return task_metrics(self.metric_names, list(preds), list(refs)), rows
-
-
-def _labelled(reference: Any) -> bool:
-    return not (reference == IGNORE or (isinstance(reference, float) and math.isnan(reference)))
 
 
 class SupervisedLM:

@@ -99,7 +99,8 @@ def _objective(workload, tokenizer, data):
     import torch
 
     from llmtrain.config import ObjectiveConfig, ObjectiveName
-    from llmtrain.objectives import SequenceClassification, build_objective
+    from llmtrain.objectives import build_objective
+    from llmtrain.task_objectives import SequenceClassification
 
     if workload["objective"] == "sst2":
         lengths = torch.tensor([len(x) for x in data["input_ids"]])

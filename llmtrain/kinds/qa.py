@@ -22,7 +22,7 @@ from llmtrain.errors import ConfigError
 from llmtrain.kinds.files import task_files
 from llmtrain.metrics import squad_metrics
 from llmtrain.models import build_head
-from llmtrain.token_objectives import Candidates, QuestionAnswering
+from llmtrain.task_objectives import Candidates, QuestionAnswering
 
 
 class QuestionAnsweringTask:

@@ -20,7 +20,7 @@ from llmtrain.data.tagging import (
 from llmtrain.errors import ConfigError
 from llmtrain.kinds.files import task_files
 from llmtrain.models import build_tagger
-from llmtrain.token_objectives import TokenClassification
+from llmtrain.task_objectives import TokenClassification
 
 
 class Tagging:

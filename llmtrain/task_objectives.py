@@ -1,10 +1,11 @@
-"""Objectives for per-token heads: a tag per word (token classification) and the first and last
-token of an answer (extractive question answering). Both keep the contract of
-llmtrain.objectives (collate, targets, loss as a sum and a count; predict and score for
-evaluation)."""
+"""Objectives for fine-tuning heads: a label per example (sequence classification or
+regression), a tag per word (token classification) and the first and last token of an answer
+(extractive question answering). All keep the contract of llmtrain.objectives (collate,
+targets, loss as a sum and a count; predict and score for evaluation)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
-from llmtrain.metrics import tagging_metrics
+from llmtrain.metrics import tagging_metrics, task_metrics
 from llmtrain.objectives import IGNORE, Row
 
 _MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
@@ -39,6 +40,68 @@ def pad_batch(
 
 def _inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in _MODEL_INPUTS if k in batch}
+
+
+class SequenceClassification:
+    """One label per example (or a score, for regression) from a sequence-classification head.
+
+    Examples are tokenised rows `{"input_ids", ["token_type_ids"], "label", "index"}`, padded per
+    batch. Rows without a label (-100, or NaN for regression: GLUE's test files) are predicted
+    but not counted in the loss.
+    """
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, metrics: list[str], regression: bool
+    ) -> None:
+        self.tokenizer, self.metric_names, self.regression = tokenizer, metrics, regression
+
+    def collate(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        keys = [k for k in ("input_ids", "token_type_ids") if k in examples[0]]
+        batch = self.tokenizer.pad(
+            [{k: ex[k] for k in keys} for ex in examples], return_tensors="pt"
+        )
+        dtype = torch.float32 if self.regression else torch.long
+        batch["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=dtype)
+        batch["index"] = torch.tensor([ex["index"] for ex in examples])
+        return dict(batch)
+
+    def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
+        logits = model(**inputs).logits.float()
+        labels = batch["labels"]
+        if self.regression:
+            scores = logits.squeeze(-1)
+            known = ~torch.isnan(labels)
+            loss = F.mse_loss(scores[known], labels[known], reduction="sum")
+            return loss, known.sum(), scores
+        loss = F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
+        return loss, (labels != IGNORE).sum(), logits.argmax(-1)
+
+    def targets(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        labels = batch["labels"]
+        return (~torch.isnan(labels) if self.regression else labels != IGNORE).sum()
+
+    def loss(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, n, _ = self._forward(model, batch)
+        return loss, n
+
+    def predict(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        """(loss sum, labelled count, predictions): one forward for evaluation."""
+        return self._forward(model, batch)
+
+    def score(self, split: str, rows: list[Row]) -> tuple[dict[str, float], list[Row]]:
+        """Metrics over the rows that have a label; the rows are the predictions."""
+        labelled = [(p, r) for _, p, r in rows if _labelled(r)]
+        if not labelled:
+            return {}, rows
+        preds, refs = zip(*labelled, strict=True)
+        return task_metrics(self.metric_names, list(preds), list(refs)), rows
+
+
+def _labelled(reference: Any) -> bool:
+    return not (reference == IGNORE or (isinstance(reference, float) and math.isnan(reference)))
 
 
 class TokenClassification:
