@@ -187,3 +187,40 @@ def test_sharding_strategies_are_refused_on_the_cpu(cache_dir, tmp_path):
     assert result.stderr.strip().endswith(
         "distributed=fsdp needs GPUs; on the CPU use distributed=ddp"
     )
+
+
+def _fsdp(args: list[str], cache: Path) -> subprocess.Popen:
+    """Two processes through Accelerate's FSDP2 path, forced on the CPU (tests/fsdp_on_cpu.py)."""
+    shim = str(Path(__file__).with_name("fsdp_on_cpu.py"))
+    cmd = [TORCHRUN, "--standalone", "--nproc_per_node", "2", shim, *args, "distributed=fsdp"]
+    return subprocess.Popen(
+        cmd, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_fsdp_trains_like_ddp_and_resumes_exactly_from_shards(ddp_run, cache_dir, tmp_path):
+    # BERT's MLM decoder is its word embeddings: sharding the embeddings as a group of their
+    # own split that tie (on the GPU the decoder then stayed at its initial weights).
+    run = tmp_path / "run"
+    args = ["pretrain", *BASE, "trainer.batch_size=8", f"hydra.run.dir={run}"]
+    sharded = [*args, "distributed.fsdp_state_dict=sharded"]
+    proc = _fsdp(sharded, cache_dir)
+    while proc.poll() is None:
+        if (run / "metrics.jsonl").exists() and any(r["step"] >= 6 for r in read_metrics(run)):
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.01)
+    stopped = _done(proc)
+    assert stopped.returncode != 0 and "stopped by SIGTERM" in stopped.stderr
+    assert list((run / "checkpoints").glob("*/shards"))  # one shard per process
+    resumed = _done(_fsdp(sharded, cache_dir))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for a, b in zip(_losses(run), _losses(ddp_run), strict=True):
+        assert a[:2] == b[:2] and a[2] == pytest.approx(b[2], rel=1e-4), (a, b)
+    from transformers import AutoModelForMaskedLM
+
+    final = AutoModelForMaskedLM.from_pretrained(run / "final")
+    assert final.cls.predictions.decoder.weight is final.bert.embeddings.word_embeddings.weight
+    reference = AutoModelForMaskedLM.from_pretrained(ddp_run / "final")
+    for (name, p), q in zip(final.named_parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-4), name

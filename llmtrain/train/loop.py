@@ -41,25 +41,10 @@ from llmtrain.train.checkpoint import (
 )
 from llmtrain.train.distributed import gather, sharded_model, sharded_state
 from llmtrain.train.evaluate import Evaluation, evaluate
+from llmtrain.train.loss_module import LossModule
 from llmtrain.train.optim import Horizon, build_optimizer, build_scheduler
 from llmtrain.train.sampler import make_loader
 from llmtrain.train.signals import StopRequest
-
-
-class LossModule(torch.nn.Module):
-    """The model and the objective's loss in one forward, so DDP/FSDP wrap the whole computation
-    and the loss may call the model's parts (e.g. an MLM head on masked positions only)."""
-
-    def __init__(self, model: torch.nn.Module, loss: Any) -> None:
-        super().__init__()
-        self.model, self.loss = model, loss
-        # FSDP's transformer-layer auto-wrap looks for the layer classes here
-        self._no_split_modules = getattr(model, "_no_split_modules", None)
-
-    def forward(self, batch: dict[str, torch.Tensor], fn: Any = None) -> Any:
-        """`fn(model, batch)` (the loss by default) inside the wrapper's forward, so FSDP
-        gathers the weights for evaluation's predictions too."""
-        return (fn or self.loss)(self.model, batch)
 
 
 @dataclass
