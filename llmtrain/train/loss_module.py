@@ -36,7 +36,6 @@ def splittable_layers(model: torch.nn.Module) -> list[str]:
     holding = {
         type(module).__name__
         for prefix, module in model.named_modules()
-        if type(module).__name__ in names
-        and any(name.startswith(f"{prefix}.") for name in tied)
+        if type(module).__name__ in names and any(name.startswith(f"{prefix}.") for name in tied)
     }
     return sorted(names - holding)
