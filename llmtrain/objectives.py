@@ -37,8 +37,8 @@ from transformers import PreTrainedTokenizerBase
 from llmtrain.config import ObjectiveConfig, ObjectiveName
 from llmtrain.errors import ConfigError
 from llmtrain.metrics import perplexity
+from llmtrain.vocab_loss import IGNORE, head_cross_entropy, sum_cross_entropy
 
-IGNORE = -100
 Row = tuple[int, Any, Any]  # (example index, prediction, reference)
 PAIRED = {ObjectiveName.mlm_nsp, ObjectiveName.mlm_sop}
 # Characters with which byte-level BPE (Ġ: space, Ċ: newline, ĉ: tab, č: return) and
@@ -118,26 +118,18 @@ def _vocabulary_head(model: torch.nn.Module) -> torch.nn.Module | None:
     return getattr(model, "lm_head", None)
 
 
-def _head_logits(
-    model: torch.nn.Module, batch: dict[str, torch.Tensor], pick, causal: bool
-) -> torch.Tensor | None:
-    """Logits at the positions `pick(hidden)` selects only, or None for a model whose output
-    head we cannot call alone. The vocabulary projection dominates small models' compute and
-    memory traffic, so it runs where there are targets and nowhere else."""
+def _head_loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], pick, labels: torch.Tensor, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Summed cross-entropy of the vocabulary head at the positions `pick(hidden)` selects,
+    against `labels` (picked the same way), or None for a model whose output head we cannot
+    call alone. The vocabulary projection dominates small models' compute and memory traffic,
+    so it runs where there are targets and nowhere else (llmtrain.vocab_loss)."""
     head = _vocabulary_head(model)
     if head is None:
         return None
     hidden = model.base_model(**model_inputs(model, batch, causal)).last_hidden_state
-    return head(pick(hidden))
-
-
-def _sum_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    loss = F.cross_entropy(
-        logits.flatten(0, -2).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum"
-    )
-    return loss, (labels != IGNORE).sum()
+    return head_cross_entropy(head, pick(hidden), labels)
 
 
 def _word_tables(tokenizer: PreTrainedTokenizerBase) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,10 +220,10 @@ class MaskedLM:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         labels = batch["labels"]
         targets = labels != IGNORE  # ~15 % of positions; same loss as full logits (tested)
-        logits = _head_logits(model, batch, lambda hidden: hidden[targets], causal=False)
-        if logits is None:
-            return _sum_cross_entropy(model(**model_inputs(model, batch, False)).logits, labels)
-        return _sum_cross_entropy(logits, labels[targets])
+        loss = _head_loss(model, batch, lambda h: h[targets], labels[targets], causal=False)
+        if loss is None:
+            return sum_cross_entropy(model(**model_inputs(model, batch, False)).logits, labels)
+        return loss
 
 
 class MaskedLMWithPairs(MaskedLM):
@@ -273,8 +265,8 @@ class MaskedLMWithPairs(MaskedLM):
             attention_mask=batch["attention_mask"],
             token_type_ids=batch["token_type_ids"],
         )
-        mlm_sum, n = _sum_cross_entropy(
-            model.cls.predictions(out.last_hidden_state[targets]), labels[targets]
+        mlm_sum, n = head_cross_entropy(
+            model.cls.predictions, out.last_hidden_state[targets], labels[targets]
         )
         logits = model.cls.seq_relationship(out.pooler_output).float()
         pair_labels = batch["next_sentence_label"]
@@ -318,10 +310,12 @@ class CausalLM:
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # The last position predicts nothing: leave it out before the head, not after.
-        logits = _head_logits(model, batch, lambda hidden: hidden[:, :-1], causal=True)
-        if logits is None:
+        labels = self._labels(batch)
+        loss = _head_loss(model, batch, lambda h: h[:, :-1], labels, causal=True)
+        if loss is None:
             logits = model(**model_inputs(model, batch, True)).logits[:, :-1]
-        return _sum_cross_entropy(logits, self._labels(batch))
+            return sum_cross_entropy(logits, labels)
+        return loss
 
 
 class SupervisedLM:
@@ -366,7 +360,8 @@ class SupervisedLM:
         scored = labels != IGNORE
         # position_ids alone (not the token-count mask): block-diagonal causal attention
         packed = {"input_ids": ids, "position_ids": batch["position_ids"]}
-        logits = _head_logits(model, packed, lambda hidden: hidden[:, :-1][scored], causal=True)
-        if logits is None:
+        loss = _head_loss(model, packed, lambda h: h[:, :-1][scored], labels[scored], causal=True)
+        if loss is None:
             logits = model(**model_inputs(model, packed, True)).logits[:, :-1][scored]
-        return _sum_cross_entropy(logits, labels[scored])
+            return sum_cross_entropy(logits, labels[scored])
+        return loss

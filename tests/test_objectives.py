@@ -11,8 +11,9 @@ from llmtrain.config import Family, ObjectiveConfig, ObjectiveName, TokenizerCon
 from llmtrain.data.packing import BlockDataset, pack_blocks
 from llmtrain.data.sources import stdlib_docstrings
 from llmtrain.data.tokenizer import build_tokenizer
-from llmtrain.objectives import IGNORE, CausalLM, MaskedLM, _sum_cross_entropy
+from llmtrain.objectives import IGNORE, CausalLM, MaskedLM
 from llmtrain.train.sampler import Keyed
+from llmtrain.vocab_loss import sum_cross_entropy
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_sparse_mlm_head_equals_full_logits(wordpiece, examples):
     objective = MaskedLM(ObjectiveConfig(), wordpiece)
     batch = objective.collate(examples[:4])
     loss_sum, n = objective.loss(model, batch)
-    full_sum, full_n = _sum_cross_entropy(
+    full_sum, full_n = sum_cross_entropy(
         model(input_ids=batch["input_ids"]).logits, batch["labels"]
     )
     assert n == full_n and torch.allclose(loss_sum, full_sum, rtol=1e-5)
@@ -113,3 +114,48 @@ def test_mlm_rejects_bad_probabilities(wordpiece):
 
     with pytest.raises(ConfigError, match="objective.mlm_probability"):
         MaskedLM(ObjectiveConfig(name=ObjectiveName.mlm, mlm_probability=1.5), wordpiece)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert"])
+def test_chunked_vocabulary_loss_keeps_the_plain_loss_curve(family, monkeypatch):
+    from llmtrain import vocab_loss
+
+    monkeypatch.setattr(vocab_loss, "CHUNK_ELEMENTS", 7 * 50)  # 7 rows a chunk: several chunks
+
+    def train(chunked: bool) -> tuple[list[float], list[torch.Tensor]]:
+        torch.manual_seed(0)
+        if family == "gpt2":
+            config = GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=2, n_positions=16)
+            model, head = GPT2LMHeadModel(config), "lm_head"
+        else:
+            config = BertConfig(
+                vocab_size=50,
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=64,
+            )
+            model = BertForMaskedLM(config)
+            head = "cls.predictions"
+        head = model.get_submodule(head)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)  # Adam would magnify rounding
+        losses = []
+        for step in range(5):
+            g = torch.Generator().manual_seed(step)
+            ids = torch.randint(0, 50, (3, 16), generator=g)
+            labels = ids.masked_fill(torch.rand(3, 16, generator=g) < 0.3, IGNORE)
+            hidden = model.base_model(input_ids=ids).last_hidden_state
+            if chunked:
+                loss, n = vocab_loss.head_cross_entropy(head, hidden, labels)
+            else:
+                loss, n = sum_cross_entropy(head(hidden), labels)
+            (loss / n).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+        return losses, [p.detach() for p in model.parameters()]
+
+    (plain, plain_weights), (chunked, chunked_weights) = train(False), train(True)
+    assert chunked == pytest.approx(plain, rel=1e-5)
+    for a, b in zip(plain_weights, chunked_weights, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -22,8 +22,9 @@ from llmtrain.data.pairs import PairDataset, make_pairs, pair_blocks, split_sent
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer
 from llmtrain.errors import DataError
-from llmtrain.objectives import IGNORE, MaskedLM, MaskedLMWithPairs, _sum_cross_entropy
+from llmtrain.objectives import IGNORE, MaskedLM, MaskedLMWithPairs
 from llmtrain.train.sampler import Keyed
+from llmtrain.vocab_loss import sum_cross_entropy
 
 MAX = 61  # block 64 less [CLS] and two [SEP]
 
@@ -269,7 +270,7 @@ def test_pair_loss_is_bert_pretraining_loss_and_adds_up(corpus, wordpiece, tmp_p
     # The sparse head equals BERT's own full forward.
     inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
     out = model(**inputs)
-    mlm_sum, n_full = _sum_cross_entropy(out.prediction_logits, batch["labels"])
+    mlm_sum, n_full = sum_cross_entropy(out.prediction_logits, batch["labels"])
     nsp_sum = torch.nn.functional.cross_entropy(
         out.seq_relationship_logits, batch["next_sentence_label"], reduction="sum"
     )
