@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 IGNORE = -100
-CHUNK_ELEMENTS = 1 << 21  # logits per chunk: 8 MB in float32, rows = this / vocabulary
+CHUNK_ELEMENTS = 1 << 21  # logits per chunk on the CPU (8 MB in float32): it stays in cache
+GPU_CHUNKS = 8  # on a GPU a few big chunks: each launches kernels, and memory is fast
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -32,7 +33,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
             torch.zeros_like(bias, dtype=torch.float32) if wants_grad and bias is not None else None
         )
         total = hidden.new_zeros((), dtype=torch.float32)
-        rows = max(1, CHUNK_ELEMENTS // weight.shape[0])
+        if hidden.device.type == "cpu":
+            rows = max(1, CHUNK_ELEMENTS // weight.shape[0])
+        else:
+            rows = max(1, -(-hidden.shape[0] // GPU_CHUNKS))
         for start in range(0, hidden.shape[0], rows):
             h, y = hidden[start : start + rows], labels[start : start + rows]
             logits = F.linear(h, weight, bias).float()

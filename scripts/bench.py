@@ -105,6 +105,7 @@ def main() -> None:
         "--compile", action="store_true", help="torch.compile in every system (Trainer's too)"
     )
     parser.add_argument("--workloads", nargs="*", help="a subset of: " + ", ".join(WORKLOADS))
+    parser.add_argument("--systems", nargs="*", help="a subset of: llmtrain trainer bare …")
     parser.add_argument("--out", default=str(ROOT / "outputs" / "bench.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -123,6 +124,8 @@ def main() -> None:
         for w in names:
             precision = "bf16" if WORKLOADS[w].get("gpu") else args.precision
             for system in SYSTEMS[WORKLOADS[w]["objective"]]:
+                if args.systems and system not in args.systems:
+                    continue
                 spec = {
                     "workload": w,
                     "system": system,

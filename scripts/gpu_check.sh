@@ -14,6 +14,7 @@ SMALL=(trainer.log_every=10 trainer.eval_every=20 trainer.eval_batches=4 trainer
        trainer.warmup_steps=5)
 step() { echo "=== $1"; shift; "$@" 2>&1 | grep -E "llmtrain|rror|resuming|^summary|^eval" | tail -n 8; echo "rc=${PIPESTATUS[0]}"; }
 loss() { $PY -c "import json,sys; s=json.load(open('$1/summary.json')); print('$1', {k: s[k] for k in ('loss','steps','tokens_per_s') if k in s})"; }
+evals() { $PY -c "import json; rows=[json.loads(l) for l in open('$1/metrics.jsonl')]; print('$1 eval', [(r['step'], round(r['loss'], 4)) for r in rows if r.get('split') == 'eval'])"; }
 {
 nvidia-smi -L; $PY -c "import torch, transformers, accelerate; print(torch.__version__, transformers.__version__, accelerate.__version__)"
 step "single GPU, gpt2-tiny CLM bf16, 60 steps" $PY -m llmtrain pretrain objective=clm model=gpt2-tiny trainer.max_steps=60 trainer.save_every=30 "${SMALL[@]}" hydra.run.dir=$R/single
@@ -24,8 +25,8 @@ for strategy in ddp fsdp fsdp-sharded; do
   extra=(distributed=${strategy%-sharded}); [ $strategy = fsdp-sharded ] && extra+=(distributed.fsdp_state_dict=sharded)
   step "torchrun x1 $strategy, bert-tiny MLM bf16, 40 steps" torchrun --standalone --nproc_per_node 1 -m llmtrain pretrain model=bert-tiny "${extra[@]}" trainer.max_steps=40 trainer.save_every=20 "${SMALL[@]}" hydra.run.dir=$R/$strategy
   step "torchrun x1 $strategy resumed to 60" torchrun --standalone --nproc_per_node 1 -m llmtrain pretrain model=bert-tiny "${extra[@]}" trainer.max_steps=60 trainer.save_every=20 "${SMALL[@]}" hydra.run.dir=$R/$strategy
-  ls $R/$strategy/checkpoints/*; loss $R/$strategy
-  $PY -c "from transformers import AutoModelForMaskedLM as M; m=M.from_pretrained('$R/$strategy/final'); print('final/ loads:', type(m).__name__)"
+  ls $R/$strategy/checkpoints/*; loss $R/$strategy; evals $R/$strategy
+  $PY -c "from transformers import AutoModelForMaskedLM as M; m=M.from_pretrained('$R/$strategy/final'); print('final/ loads, decoder tied:', m.cls.predictions.decoder.weight is m.bert.embeddings.word_embeddings.weight)"
 done
 step "plain launch with distributed=fsdp is refused" $PY -m llmtrain pretrain distributed=fsdp trainer.max_steps=2
 step "torchrun x1 fsdp fine-tune, SST-2 subset" torchrun --standalone --nproc_per_node 1 -m llmtrain finetune task=sst2 task.data_dir=$SST2 model=bert-tiny distributed=fsdp trainer.epochs=1 trainer.eval_every=50 trainer.warmup_steps=10 trainer.precision=bf16 hydra.run.dir=$R/ft-fsdp

@@ -15,20 +15,28 @@ PY=${PY:-.venv/bin/python}
 JOBS=${JOBS:-1}
 SEEDS=${SEEDS:-"1 2 3"}
 LRS=${LRS:-"1e-4 3e-4"}
-PRE_STEPS=${PRE_STEPS:-10000}
+PRE_STEPS=${PRE_STEPS:-1500}
 mkdir -p "$OUT"
 llmtrain() { $PY -m llmtrain "$@"; }
 
-# The training sentences as a text corpus, one document each (a blank line between).
+# The training text as a corpus: SST-2's 67k training rows are phrases cut from 6.9k review
+# sentences; each phrase inside a longer one is dropped, leaving each sentence once (one
+# document each, a blank line between). Pretraining on all the phrases, each sentence seen
+# in dozens of overlapping pieces, did not help: 79-80 % against a fresh start's 81 %.
 $PY - "$SST2/train.tsv" "$OUT/sst2-sentences.txt" <<'PY'
 import sys
 rows = open(sys.argv[1], encoding="utf-8").read().splitlines()[1:]
-open(sys.argv[2], "w", encoding="utf-8").write("\n\n".join(r.split("\t")[0].strip() for r in rows) + "\n")
+kept, seen = [], ""
+for phrase in sorted({r.split("\t")[0].strip() for r in rows}, key=lambda p: (-len(p), p)):
+    if phrase not in seen:
+        kept.append(phrase)
+        seen += "\n" + phrase
+open(sys.argv[2], "w", encoding="utf-8").write("\n\n".join(kept) + "\n")
 PY
 [ -f "$OUT/pretrain/summary.json" ] || llmtrain pretrain objective=mlm model=bert-tiny \
     data=text_files "data.train_files=[$OUT/sst2-sentences.txt]" trainer.lr=1e-3 \
-    trainer.max_steps=$PRE_STEPS trainer.warmup_steps=500 trainer.eval_every=2000 \
-    trainer.log_every=500 trainer.save_every=5000 "hydra.run.dir=$OUT/pretrain" > "$OUT/pretrain.log" 2>&1
+    trainer.max_steps=$PRE_STEPS trainer.warmup_steps=150 trainer.eval_every=250 \
+    trainer.log_every=250 trainer.save_every=0 "hydra.run.dir=$OUT/pretrain" > "$OUT/pretrain.log" 2>&1
 
 FT=(task=sst2 "task.data_dir=$SST2" trainer.epochs=3 trainer.warmup_steps=300
     trainer.eval_every=500 trainer.log_every=500 trainer.save_every=0)
