@@ -24,8 +24,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
     IGNORE left out. The gradients are computed in forward, chunk by chunk."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, labels):  # type: ignore[override]
-        wants_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+    def forward(ctx, hidden, weight, bias, labels, grad_enabled):  # type: ignore[override]
+        # forward itself runs without grad mode, and needs_input_grad ignores it: evaluation
+        # under no_grad says so through `grad_enabled`, and gets the loss alone
+        wants_grad = grad_enabled and (ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
         grad_hidden = torch.empty_like(hidden) if wants_grad else None
         # Accumulated over chunks in float32 whatever the weight's dtype (FSDP's bf16 copies).
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if wants_grad else None
@@ -66,6 +68,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             (grad_weight * grad_total).to(weight_dtype),
             None if grad_bias is None else (grad_bias * grad_total).to(bias_dtype),
             None,
+            None,
         )
 
 
@@ -92,5 +95,7 @@ def head_cross_entropy(
         return sum_cross_entropy(head(hidden), labels)
     hidden = transform(hidden)
     flat = hidden.reshape(-1, hidden.shape[-1])
-    loss = _LinearCrossEntropy.apply(flat, projection.weight, projection.bias, labels.flatten())
+    loss = _LinearCrossEntropy.apply(
+        flat, projection.weight, projection.bias, labels.flatten(), torch.is_grad_enabled()
+    )
     return loss, (labels != IGNORE).sum()

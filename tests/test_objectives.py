@@ -156,6 +156,13 @@ def test_chunked_vocabulary_loss_keeps_the_plain_loss_curve(family, monkeypatch)
         return losses, [p.detach() for p in model.parameters()]
 
     (plain, plain_weights), (chunked, chunked_weights) = train(False), train(True)
+    head, hidden = torch.nn.Linear(32, 50), torch.randn(3, 16, 32)
+    labels = torch.randint(0, 50, (3, 16))
+    with torch.no_grad():  # evaluation: the loss alone, no gradient work
+        assert torch.allclose(
+            vocab_loss.head_cross_entropy(head, hidden, labels)[0],
+            sum_cross_entropy(head(hidden), labels)[0],
+        )
     assert chunked == pytest.approx(plain, rel=1e-5)
     for a, b in zip(plain_weights, chunked_weights, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
