@@ -1,16 +1,14 @@
 """fit(): the one training loop.
 
-Gradient accumulation is token-exact: every micro-batch backpropagates the *sum* of its token
-losses times 1 / (targets over all the step's micro-batches and processes), so the gradient is
-the mean over every target, not a mean of means. Losses are read back to the host only at log
-intervals; one value per step is read (is the gradient finite, does it need clipping). The
-loop knows no model family and no task: it gets a model, datasets and an objective (see
-llmtrain.objectives for the contract).
+The step itself (token-exact accumulation, clipping, skipping non-finite updates) is
+llmtrain.train.step; this module runs steps, evaluations and checkpoints in order, resumes,
+and logs. Losses are read back to the host only at log intervals. The loop knows no model
+family and no task: it gets a model, datasets and an objective (see llmtrain.objectives for
+the contract).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
 import time
@@ -45,6 +43,7 @@ from llmtrain.train.loss_module import LossModule
 from llmtrain.train.optim import Horizon, build_optimizer, build_scheduler
 from llmtrain.train.sampler import make_loader
 from llmtrain.train.signals import StopRequest
+from llmtrain.train.step import optimizer_step
 
 
 @dataclass
@@ -275,47 +274,16 @@ def fit(
                 t0 = time.perf_counter()
                 if budget is not None:
                     budget.step_begins(pos.step, t0)
-                sums = torch.zeros_like(window)
                 micro = [_to(next(batches), accelerator.device) for _ in range(cfg.grad_accum)]
-                # Targets over all micro-batches and processes, known before any forward: each
-                # sum is scaled once, before backward (DDP averages over processes: x world).
-                count = torch.stack([objective.targets(b) for b in micro]).sum().double()
-                if world > 1:
-                    count = accelerator.reduce(count.to(accelerator.device), "sum")
-                scale = world / count.clamp(min=1)
-                for k, batch in enumerate(micro):
-                    last = k == cfg.grad_accum - 1
-                    with contextlib.nullcontext() if last else accelerator.no_sync(module):
-                        loss_sum, n, *parts = module(batch)
-                        accelerator.backward(loss_sum * scale.to(loss_sum))
-                    mask = batch.get("attention_mask")
-                    tokens = mask.sum() if mask is not None else batch["input_ids"].numel()
-                    counts = [
-                        loss_sum.detach().double(),
-                        n.double(),
-                        torch.as_tensor(tokens).to(sums),
-                    ]
-                    sums += torch.cat([torch.stack(counts), *(p.to(sums) for p in parts)])
-                accelerator.unscale_gradients()  # fp16: back to true scale (else a no-op)
-                grads = [p.grad for p in module.parameters() if p.grad is not None]
-                grad_norm = torch.nn.utils.get_total_norm(grads)
-                if hasattr(grad_norm, "full_tensor"):  # FSDP: a sharded norm, made whole
-                    grad_norm = grad_norm.full_tensor()
-                finite = bool(torch.isfinite(grad_norm) & torch.isfinite(sums[0]))
-                if accelerator.scaler is not None:  # fp16: the scaler skips overflows itself
-                    finite = True
-                if finite:  # a non-finite loss or gradient skips the update, data moves on
-                    if cfg.max_grad_norm and grad_norm > cfg.max_grad_norm:  # host already synced
-                        torch.nn.utils.clip_grads_with_norm_(
-                            module.parameters(), cfg.max_grad_norm, grad_norm
-                        )
-                    optimizer.step()
+                sums, grad_norm, finite = optimizer_step(
+                    module, micro, objective, accelerator, optimizer, cfg.max_grad_norm, len(window)
+                )
+                if finite:
                     window += sums
                     pos.bad_in_a_row = 0
                 else:
                     pos.skipped_steps += 1
                     pos.bad_in_a_row += 1
-                optimizer.zero_grad(set_to_none=True)
                 pos.step += 1
                 now = time.perf_counter()
                 elapsed = now - t0
