@@ -44,9 +44,13 @@ def _env(cache: Path) -> dict:
 
 
 def _torchrun(
-    args: list[str], cache: Path, cwd: Path | None = None, procs: int = 2
+    args: list[str],
+    cache: Path,
+    cwd: Path | None = None,
+    procs: int = 2,
+    entry: tuple[str, ...] = ("-m", "llmtrain"),
 ) -> subprocess.Popen:
-    cmd = [TORCHRUN, "--standalone", "--nproc_per_node", str(procs), "-m", "llmtrain", *args]
+    cmd = [TORCHRUN, "--standalone", "--nproc_per_node", str(procs), *entry, *args]
     return subprocess.Popen(
         cmd, env=_env(cache), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -192,10 +196,7 @@ def test_sharding_strategies_are_refused_on_the_cpu(cache_dir, tmp_path):
 def _fsdp(args: list[str], cache: Path) -> subprocess.Popen:
     """Two processes through Accelerate's FSDP2 path, forced on the CPU (tests/fsdp_on_cpu.py)."""
     shim = str(Path(__file__).with_name("fsdp_on_cpu.py"))
-    cmd = [TORCHRUN, "--standalone", "--nproc_per_node", "2", shim, *args, "distributed=fsdp"]
-    return subprocess.Popen(
-        cmd, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    return _torchrun([*args, "distributed=fsdp"], cache, entry=(shim,))
 
 
 def test_fsdp_trains_like_ddp_and_resumes_exactly_from_shards(ddp_run, cache_dir, tmp_path):

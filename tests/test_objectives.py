@@ -5,6 +5,7 @@ from __future__ import annotations
 import datasets
 import pytest
 import torch
+from conftest import tiny_gpt2
 from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
 
 from llmtrain.config import Family, ObjectiveConfig, ObjectiveName, TokenizerConfig
@@ -120,29 +121,28 @@ def test_mlm_rejects_bad_probabilities(wordpiece):
 def test_chunked_vocabulary_loss_keeps_the_plain_loss_curve(family, monkeypatch):
     from llmtrain import vocab_loss
 
-    monkeypatch.setattr(vocab_loss, "CHUNK_ELEMENTS", 7 * 50)  # 7 rows a chunk: several chunks
+    vocab = 64  # tiny_gpt2's
+    monkeypatch.setattr(vocab_loss, "CHUNK_ELEMENTS", 7 * vocab)  # 7 rows a chunk: several
 
     def train(chunked: bool) -> tuple[list[float], list[torch.Tensor]]:
         torch.manual_seed(0)
         if family == "gpt2":
-            config = GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=2, n_positions=16)
-            model, head = GPT2LMHeadModel(config), "lm_head"
+            model, head = tiny_gpt2(), "lm_head"
         else:
             config = BertConfig(
-                vocab_size=50,
+                vocab_size=vocab,
                 hidden_size=32,
                 num_hidden_layers=1,
                 num_attention_heads=2,
                 intermediate_size=64,
             )
-            model = BertForMaskedLM(config)
-            head = "cls.predictions"
+            model, head = BertForMaskedLM(config), "cls.predictions"
         head = model.get_submodule(head)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5)  # Adam would magnify rounding
         losses = []
         for step in range(5):
             g = torch.Generator().manual_seed(step)
-            ids = torch.randint(0, 50, (3, 16), generator=g)
+            ids = torch.randint(0, vocab, (3, 16), generator=g)
             labels = ids.masked_fill(torch.rand(3, 16, generator=g) < 0.3, IGNORE)
             hidden = model.base_model(input_ids=ids).last_hidden_state
             if chunked:
@@ -156,8 +156,8 @@ def test_chunked_vocabulary_loss_keeps_the_plain_loss_curve(family, monkeypatch)
         return losses, [p.detach() for p in model.parameters()]
 
     (plain, plain_weights), (chunked, chunked_weights) = train(False), train(True)
-    head, hidden = torch.nn.Linear(32, 50), torch.randn(3, 16, 32)
-    labels = torch.randint(0, 50, (3, 16))
+    head, hidden = torch.nn.Linear(32, vocab), torch.randn(3, 16, 32)
+    labels = torch.randint(0, vocab, (3, 16))
     with torch.no_grad():  # evaluation: the loss alone, no gradient work
         assert torch.allclose(
             vocab_loss.head_cross_entropy(head, hidden, labels)[0],
