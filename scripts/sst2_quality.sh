@@ -25,7 +25,6 @@ STARTS=${STARTS:-"fresh fresh-tasktok pretrained"}
 PRE_STEPS=${PRE_STEPS:-4000}
 FT_ARGS=${FT_ARGS:-}  # more overrides for every fine-tune, e.g. trainer.precision=bf16
 mkdir -p "$OUT"
-llmtrain() { $PY -m llmtrain "$@"; }
 
 # The training text as a corpus: SST-2's 67k training rows are phrases cut from 6.9k review
 # sentences; each phrase inside a longer one is dropped, leaving each sentence once (one
@@ -64,7 +63,7 @@ done; done; done
 [ -n "${MINILM:-}" ] && jobs_list+=("minilm model.name_or_path=$MINILM trainer.epochs=2 trainer.lr=5e-5 trainer.warmup_steps=200")
 finetune() {  # NAME OVERRIDES...: one fine-tune, its output in NAME.log; a failure is told
   local name=$1; shift
-  llmtrain finetune "${FT[@]}" "$@" $FT_ARGS "hydra.run.dir=$OUT/$name" > "$OUT/$name.log" 2>&1 \
+  $PY -m llmtrain finetune "${FT[@]}" "$@" $FT_ARGS "hydra.run.dir=$OUT/$name" > "$OUT/$name.log" 2>&1 \
     || { echo "fine-tune $name failed: $(tail -n 1 "$OUT/$name.log")" >&2; return 1; }
 }
 pids=()
