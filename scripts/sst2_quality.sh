@@ -26,6 +26,8 @@ PRE_STEPS=${PRE_STEPS:-4000}
 FT_ARGS=${FT_ARGS:-}  # more overrides for every fine-tune, e.g. trainer.precision=bf16
 mkdir -p "$OUT"
 
+# The corpus and the pretraining are built once; a later call (more seeds) reuses them.
+if [ ! -f "$OUT/pretrain/summary.json" ]; then
 # The training text as a corpus: SST-2's 67k training rows are phrases cut from 6.9k review
 # sentences; each phrase inside a longer one is dropped, leaving each sentence once (one
 # document each, a blank line between). On these 133 k words alone, MLM stays near the
@@ -44,11 +46,12 @@ $PY -c 'import sys; from llmtrain.data.sources import stdlib_docstrings as d
 open(sys.argv[1], "w", encoding="utf-8").write("\n\n".join(s.strip() for s in d()) + "\n")' \
     "$OUT/stdlib-docstrings.txt"
 # One run on all cores (OMP_NUM_THREADS, which splits the cores among the fine-tunes, is dropped).
-[ -f "$OUT/pretrain/summary.json" ] || env -u OMP_NUM_THREADS $PY -m llmtrain pretrain objective=mlm model=bert-tiny data=text_files \
+env -u OMP_NUM_THREADS $PY -m llmtrain pretrain objective=mlm model=bert-tiny data=text_files \
     "data.train_files=[$OUT/sst2-sentences.txt,$SHAKESPEARE,$OUT/stdlib-docstrings.txt]" \
     trainer.lr=1e-3 trainer.max_steps=$PRE_STEPS trainer.warmup_steps=$((PRE_STEPS / 10)) \
     trainer.eval_every=500 trainer.log_every=500 trainer.save_every=0 \
     "hydra.run.dir=$OUT/pretrain" > "$OUT/pretrain.log" 2>&1
+fi
 
 FT=(task=sst2 "task.data_dir=$SST2" trainer.epochs=3 trainer.warmup_steps=300
     trainer.eval_every=500 trainer.log_every=500 trainer.save_every=0)
