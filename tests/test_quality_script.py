@@ -22,8 +22,14 @@ def test_quality_script_compares_starts_with_one_tokenizer(tmp_path, cache_dir):
     prose.write_text("\n\n".join(f"A play in {i} acts, and a good one." for i in range(50)) + "\n")
     out = tmp_path / "quality"
     script = ["bash", str(REPO / "scripts" / "sst2_quality.sh"), str(sst2), str(out)]
-    env = {**cli_env(cache_dir), "PY": sys.executable, "SHAKESPEARE": str(prose),
-           "PRE_STEPS": "10", "SEEDS": "1", "LRS": "1e-3"}
+    env = {
+        **cli_env(cache_dir),
+        "PY": sys.executable,
+        "SHAKESPEARE": str(prose),
+        "PRE_STEPS": "10",
+        "SEEDS": "1",
+        "LRS": "1e-3",
+    }
 
     # The script's 300 warm-up steps outlast a fine-tune of 48 rows: each failure is named.
     result = subprocess.run(script, env=env, capture_output=True, text=True, timeout=600)
