@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +37,7 @@ BERT_SPECIALS = {
 }
 EOT = "<|endoftext|>"
 # Bump when training below changes, so caches built by older code are not reused.
-_TRAINER_VERSION = 1
+_TRAINER_VERSION = 2
 
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
@@ -46,6 +47,14 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTra
         return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot load a tokenizer from '{name_or_path}': {e}") from e
+
+
+def check_config(cfg: TokenizerConfig) -> None:
+    """What the tokenizer settings alone show cannot work (before any data work)."""
+    if cfg.name_or_path is None and cfg.vocab_size < 300:
+        raise ConfigError(f"tokenizer.vocab_size={cfg.vocab_size} is too small (at least 300)")
+    if cfg.min_frequency < 1:
+        raise ConfigError(f"tokenizer.min_frequency={cfg.min_frequency} must be at least 1")
 
 
 def build_tokenizer(
@@ -69,8 +78,7 @@ def build_tokenizer(
     if kind is TokenizerKind.auto:
         kind = TokenizerKind.wordpiece if family is Family.bert else TokenizerKind.bpe
     lowercase = cfg.lowercase if cfg.lowercase is not None else kind is TokenizerKind.wordpiece
-    if cfg.vocab_size < 300:
-        raise ConfigError(f"tokenizer.vocab_size={cfg.vocab_size} is too small (at least 300)")
+    check_config(cfg)
 
     settings = {
         "kind": kind.value,
@@ -110,20 +118,48 @@ def _texts(corpus: datasets.Dataset, batch: int = 1000) -> Iterator[list[str]]:
         yield corpus[i : i + batch]["text"]
 
 
+def _continuing_characters(
+    corpus: datasets.Dataset, normalizer: normalizers.Normalizer
+) -> list[str]:
+    """The characters that can continue a word after BERT's normalisation and pre-tokenizer,
+    sorted: not white space, and not punctuation, which always stands alone."""
+    seen: set[str] = set()
+    for texts in _texts(corpus):
+        for text in texts:
+            seen.update(normalizer.normalize_str(text))
+    return sorted(c for c in seen if not (c.isspace() or _is_punctuation(c)))
+
+
+def _is_punctuation(c: str) -> bool:
+    # BERT's pre-tokenizer splits off ASCII symbols and Unicode punctuation as words of one
+    return (c.isascii() and not c.isalnum()) or unicodedata.category(c).startswith("P")
+
+
 def _train_wordpiece(
     corpus: datasets.Dataset, vocab_size: int, min_frequency: int, lowercase: bool, max_length: int
 ) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.WordPiece(unk_token=BERT_SPECIALS["unk_token"]))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece(prefix="##")
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    specials = list(BERT_SPECIALS.values())
+    # The trainer numbers the "##x" pieces in hash-map order, and ties between merges go by
+    # those numbers, so the same text gave different vocabularies (tokenizers#1794). Handing
+    # it every "##x" up front, in a fixed order, fixes their numbers; they are then plain
+    # vocabulary entries of a tokenizer built from the trained vocabulary.
+    pieces = [f"##{c}" for c in _continuing_characters(corpus, normalizer)]
+    scratch = Tokenizer(models.WordPiece(unk_token=BERT_SPECIALS["unk_token"]))
+    scratch.normalizer = normalizer
+    scratch.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         show_progress=False,  # the run's console reports; this bar prints blank lines in logs
-        special_tokens=list(BERT_SPECIALS.values()),
+        special_tokens=specials + pieces,
     )
-    tok.train_from_iterator(_texts(corpus), trainer=trainer, length=len(corpus))
+    scratch.train_from_iterator(_texts(corpus), trainer=trainer, length=len(corpus))
+    tok = Tokenizer(models.WordPiece(scratch.get_vocab(), unk_token=BERT_SPECIALS["unk_token"]))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.add_special_tokens(specials)
     cls, sep = (tok.token_to_id(BERT_SPECIALS[k]) for k in ("cls_token", "sep_token"))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
