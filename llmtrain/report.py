@@ -1,6 +1,7 @@
 """Runs side by side: each run's overrides and main metric in one table, sorted by that metric,
 and plots of their curves. Reads only what runs write (.hydra/overrides.yaml, metrics.jsonl,
-summary.json), so it works on runs in progress and on whole sweep directories."""
+summary.json, status.json, the holder of .lock), so it works on runs in progress and on whole
+sweep directories."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrain.errors import ConfigError
-from llmtrain.rundir import read_metrics
+from llmtrain.rundir import holder, read_metrics, run_status
 
 LOSS = "loss"  # language-model runs: the main metric is the evaluation loss (lower is better)
 
@@ -25,6 +26,8 @@ class RunRecord:
     summary: dict[str, Any] | None
     label: str = ""
     shown_overrides: list[str] = field(default_factory=list)
+    holder: dict[str, Any] | None = None  # the live process writing the run, if any
+    ended: dict[str, Any] | None = None  # status.json: how the last launch ended unfinished
 
     @property
     def evals(self) -> list[dict[str, Any]]:
@@ -58,13 +61,27 @@ class RunRecord:
 
     @property
     def status(self) -> str:
+        """running (a live holder), finished or diverged (summary.json), stopped or failed
+        (status.json), else interrupted: killed, or its machine went down."""
+        if self.holder is not None:
+            return f"running{_at(max((r['step'] for r in self.rows), default=None))}"
+        ended = self.ended
+        # a diverged run writes its summary, then fails; a later launch may stop it instead
+        diverged = self.summary and self.summary.get("last_eval_finite") is False
+        if diverged and (ended is None or ended.get("status") == "failed"):
+            return "diverged"
+        if ended is not None:  # a launch after the summary's, that did not finish
+            return f"{ended.get('status') or 'ended'}{_at(ended.get('step'))}"
         if self.summary:
             return "finished"
-        step = max((r["step"] for r in self.rows), default=0)
-        return f"running (step {step})" if self.rows else "started"
+        return f"interrupted{_at(max((r['step'] for r in self.rows), default=None))}"
 
     def last(self, rows: list[dict[str, Any]], key: str) -> Any:
         return next((r[key] for r in reversed(rows) if r.get(key) is not None), None)
+
+
+def _at(step: int | None) -> str:
+    return "" if step is None else f" (step {step})"
 
 
 def find_runs(paths: list[str]) -> list[RunRecord]:
@@ -73,7 +90,8 @@ def find_runs(paths: list[str]) -> list[RunRecord]:
         raise ConfigError("give run or sweep directories: llmtrain report DIR [DIR …]")
     found: dict[Path, None] = {}
     for given in paths:
-        path = Path(given).expanduser()
+        # absolute, so relative and absolute DIRs mix and a run given twice is listed once
+        path = Path(os.path.abspath(Path(given).expanduser()))
         if not path.is_dir():
             raise ConfigError(f"{given}: no such directory")
         marks = [*path.rglob("metrics.jsonl"), *path.rglob(".hydra/config.yaml")]
@@ -95,7 +113,10 @@ def _load(path: Path) -> RunRecord:
         overrides = [str(o) for o in OmegaConf.load(file)]
     summary_file = path / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
-    return RunRecord(path, overrides, read_metrics(path), summary)
+    rows = read_metrics(path)
+    if summary and any(r["step"] > summary.get("steps", math.inf) for r in rows):
+        summary = None  # a shorter launch's: the run was given more steps and trained on
+    return RunRecord(path, overrides, rows, summary, holder=holder(path), ended=run_status(path))
 
 
 def _label(runs: list[RunRecord]) -> None:
@@ -162,28 +183,85 @@ def plot(runs: list[RunRecord], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
+    labels = dict(zip((r.path for r in runs), legend_labels(runs), strict=True))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, split in zip(axes, ("train", "eval"), strict=True):
         for r in runs:
-            _line(ax, r, split, LOSS)
+            _line(ax, r, split, LOSS, labels[r.path])
         _finish(ax, f"{split} loss", LOSS)
     written.append(_save(fig, out / "loss.png"))
     for metric in sorted({r.metric for r in runs} - {LOSS}):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for r in runs:
             if r.metric == metric:
-                _line(ax, r, "eval", metric)
+                _line(ax, r, "eval", metric, labels[r.path])
         _finish(ax, f"eval {metric}", metric)
         written.append(_save(fig, out / f"{metric}.png"))
     return written
 
 
-def _line(ax, r: RunRecord, split: str, key: str) -> None:
+def legend_labels(runs: list[RunRecord], width: int = 60) -> list[str]:
+    """Each run's label in the plots: its label in the table, whole (labels are unique), and
+    the overrides that differ, shortened: a key by its last part where that names one setting,
+    a long value less the beginning it shares with the other runs' values for that key; whole
+    overrides up to `width` characters, then … (a legend wider than its plot is not drawn)."""
+    parsed = [[_split(o) for o in r.shown_overrides] for r in runs]
+    keys = {key for run in parsed for _, key, _ in run}
+    values: dict[str, set[str]] = {}
+    for run in parsed:
+        for _, key, value in run:
+            if value is not None:
+                values.setdefault(key, set()).add(value)
+    labels = []
+    for r, run in zip(runs, parsed, strict=True):
+        shown = [
+            prefix
+            + _short_key(key, keys)
+            + ("" if value is None else "=" + _short_value(value, values[key]))
+            for prefix, key, value in run
+        ]
+        labels.append(" ".join([r.label, *_fit(shown, width)]))
+    return labels
+
+
+def _fit(words: list[str], width: int) -> list[str]:
+    """The first `words` that fit in `width` characters, and … for the rest."""
+    for n in range(len(words), -1, -1):
+        if len(" ".join(words[:n])) <= width:
+            return words if n == len(words) else [*words[:n], "…"]
+    return ["…"]
+
+
+def _split(override: str) -> tuple[str, str, str | None]:
+    """A Hydra override as (+, ++ or ~ prefix, key, value; None for a deletion without one)."""
+    prefix = override[: len(override) - len(override.lstrip("+~"))]
+    key, sep, value = override[len(prefix) :].partition("=")
+    return prefix, key, value if sep else None
+
+
+def _short_key(key: str, keys: set[str]) -> str:
+    """The shortest dotted tail of `key` that no other key ends with."""
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        tail = ".".join(parts[i:])
+        if not any(k != key and (k == tail or k.endswith("." + tail)) for k in keys):
+            return tail
+    return key
+
+
+def _short_value(value: str, others: set[str], long: int = 24) -> str:
+    """A long path from the component where it parts from the key's other values."""
+    if len(value) <= long or len(others) < 2:
+        return value
+    cut = os.path.commonprefix(sorted(others)).rfind("/")
+    return "…" + value[cut:] if cut > 0 else value
+
+
+def _line(ax, r: RunRecord, split: str, key: str, label: str) -> None:
     points = [(x["step"], x[key]) for x in r.rows if x["split"] == split and x.get(key) is not None]
     if points:
-        label = " ".join([r.label, *r.shown_overrides])
         steps, values = zip(*points, strict=True)
-        ax.plot(steps, values, marker="." if len(points) < 30 else None, label=label[:60])
+        ax.plot(steps, values, marker="." if len(points) < 30 else None, label=label)
 
 
 def _finish(ax, title: str, ylabel: str) -> None:

@@ -14,7 +14,10 @@ from llmtrain.report import find_runs, markdown, plot
 USAGE = """usage: llmtrain report DIR [DIR …] [--out OUT]
   DIR    a run directory, a sweep (multirun) directory, or any folder with runs beneath it;
          runs in progress are included
-  --out  where report.md and the plots go (default: DIR/report, or the DIRs' common parent)"""
+  --out  where report.md and the plots go (default: DIR/report, or the DIRs' common parent)
+status: finished, diverged (its last evaluation was NaN/inf), running (step N), stopped or
+  failed (step N), interrupted (step N): no process holds it and none recorded its end (killed,
+  or its machine went down)"""
 
 
 def main(argv: list[str]) -> None:
