@@ -144,3 +144,18 @@ def test_packing_is_the_document_stream_cut_into_blocks(tmp_path, corpus, family
     assert (stream == separator).sum() == len(corpus)  # one separator after every document
     with pytest.raises(DataError, match="fewer than one block of trainer.block_size=100000"):
         pack_blocks(corpus, tokenizer, 100_000, tmp_path, "test")
+
+
+def test_a_directory_is_not_a_file(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("b.txt", "a.txt", "notes.md"):
+        (corpus / name).write_text("some text\n")
+    for key in ("train_files", "validation_files"):
+        cfg = _cfg(tmp_path, **{"train_files": [str(corpus / "a.txt")], key: [str(corpus)]})
+        with pytest.raises(ConfigError) as e:
+            load_corpus(cfg, seed=0)
+        assert str(e.value) == (
+            f"data.{key}: {corpus} is a directory, not a file; name the files in it: "
+            f"data.{key}=[{corpus}/a.txt,{corpus}/b.txt]"
+        )

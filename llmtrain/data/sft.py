@@ -22,7 +22,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 from llmtrain.config import TaskConfig
-from llmtrain.data.tasks import read_records
+from llmtrain.data.files import read_records
 from llmtrain.errors import ConfigError, DataError
 
 IGNORE = -100  # label of a position that is not a target (PyTorch's cross-entropy default)

@@ -18,6 +18,7 @@ from pathlib import Path
 import datasets
 from transformers import PreTrainedTokenizerBase
 
+from llmtrain.data.files import require_file
 from llmtrain.errors import ConfigError, DataError
 
 OUTSIDE = [-1, -1]  # the character span of a token outside the context (question, specials)
@@ -26,8 +27,7 @@ DEFAULT_HUB = {False: "rajpurkar/squad", True: "rajpurkar/squad_v2"}
 
 def read_squad(path: Path, v2: bool) -> datasets.Dataset:
     """A SQuAD JSON file: `{"data": [{"paragraphs": [{"context", "qas": [...]}]}]}`."""
-    if not path.is_file():
-        raise ConfigError(f"file not found: {path}")
+    require_file(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:

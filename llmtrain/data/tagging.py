@@ -16,7 +16,8 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from llmtrain.config import TaskConfig
-from llmtrain.data.tasks import NO_LABEL, read_lines, read_records
+from llmtrain.data.files import read_lines, read_records
+from llmtrain.data.tasks import NO_LABEL
 from llmtrain.errors import ConfigError, DataError
 
 # The prefixes each scheme's tags may carry (besides the plain outside tag "O").

@@ -8,8 +8,6 @@ row is unusable.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from llmtrain.config import TaskConfig
+from llmtrain.data.files import read_records, read_tsv
 from llmtrain.errors import ConfigError, DataError
 
 NO_LABEL = -100
@@ -192,12 +191,24 @@ def encode(
     )
 
 
-def load_task(cfg: TaskConfig, cache_dir: Path) -> TaskData:
+def load_task(
+    cfg: TaskConfig, cache_dir: Path, training: bool = True, model_labels: list[str] | None = None
+) -> TaskData:
+    """The task's splits (custom files: the training file only when training or when the labels
+    are read from it); `model_labels`, the class names of a model being evaluated, are the
+    labels, and must be a GLUE task's."""
     if cfg.name == "custom":
-        return _custom(cfg)
+        return _custom(cfg, training, model_labels)
     if cfg.name not in GLUE:
         raise ConfigError(f"task.name={cfg.name} is not one of {', '.join(TASKS)}")
     spec = GLUE[cfg.name]
+    # Case aside (hub models say NEGATIVE, POSITIVE): other names or another order would map
+    # the model's predictions to the wrong classes.
+    if model_labels and [n.casefold() for n in model_labels] != [n.casefold() for n in spec.labels]:
+        raise ConfigError(
+            f"the model's labels ({', '.join(model_labels)}) are not task={cfg.name}'s "
+            f"({', '.join(spec.labels) or 'a score: regression'}): evaluate it on its own task"
+        )
     reader = _glue_tsv if cfg.data_dir else _glue_hub
     splits = reader(cfg, spec, cache_dir)
     pair = len(spec.hub_fields) == 2
@@ -224,34 +235,6 @@ def _label_id(raw: str, labels: tuple[str, ...] | list[str], where: str) -> int 
     raise DataError(f"{where}: label '{raw}' is not in the label set ({', '.join(labels)})")
 
 
-def read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise ConfigError(f"file not found: {path}")
-    data = path.read_bytes()
-    if not data.strip():
-        raise DataError(f"{path}: the file is empty")
-    lines = data.split(b"\n")
-    out = []
-    for number, line in enumerate(lines, 1):
-        try:
-            out.append(line.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r"))
-        except UnicodeDecodeError as e:
-            raise DataError(
-                f"{path}:{number}: byte {e.start} of the line is not UTF-8 ({e.reason})"
-            ) from None
-    return out
-
-
-def _read_tsv(path: Path, header: bool) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
-    """GLUE's TSVs: tab-separated with quoting off (text holds stray quote characters)."""
-    lines = read_lines(path)
-    names = lines.pop(0).split("\t") if header else None
-    rows = [
-        (n, line.split("\t")) for n, line in enumerate(lines, 2 if header else 1) if line.strip()
-    ]
-    return names, rows
-
-
 def _glue_tsv(cfg: TaskConfig, spec: GlueSpec, cache_dir: Path) -> dict[str, datasets.Dataset]:
     root = Path(cfg.data_dir).expanduser()
     if not root.is_dir():
@@ -263,7 +246,7 @@ def _glue_tsv(cfg: TaskConfig, spec: GlueSpec, cache_dir: Path) -> dict[str, dat
     for split, name in files.items():
         path = root / name
         test = split == "test"
-        names, rows = _read_tsv(path, header=spec.header or test)  # test files have headers
+        names, rows = read_tsv(path, header=spec.header or test)  # test files have headers
         fields = spec.tsv_fields if (spec.header or not test) else ("sentence",)
         cols = [_column(c, names, path) for c in fields]
         label_col = None if test else _column(spec.tsv_label, names, path)
@@ -330,50 +313,35 @@ def _glue_hub(cfg: TaskConfig, spec: GlueSpec, cache_dir: Path) -> dict[str, dat
 
 
 def _limit(splits: dict[str, datasets.Dataset], cfg: TaskConfig) -> dict[str, datasets.Dataset]:
-    if cfg.max_train_examples is not None:
+    if cfg.max_train_examples is not None and "train" in splits:
         n = min(cfg.max_train_examples, len(splits["train"]))
         splits["train"] = splits["train"].select(range(n))
     return splits
 
 
-def _custom(cfg: TaskConfig) -> TaskData:
-    if not cfg.train_file or not cfg.validation_file:
-        raise ConfigError("task=custom needs task.train_file and task.validation_file")
+def _custom(cfg: TaskConfig, training: bool, model_labels: list[str] | None) -> TaskData:
     if not 1 <= len(cfg.text_fields) <= 2:
         raise ConfigError(f"task.text_fields={list(cfg.text_fields)}: give one or two fields")
     regression = cfg.num_labels == 1
-    files = {"train": cfg.train_file, "validation": cfg.validation_file}
-    if cfg.test_file:
-        files["test"] = cfg.test_file
-    raw = {split: read_records(Path(f).expanduser()) for split, f in files.items()}
-    labels: list[str] = [] if regression else list(cfg.labels)
-    if not regression and not labels:  # inferred from the training file, in a fixed order
-        labels = sorted({str(r.get(cfg.label_field, "")) for _, r in raw["train"][1]})
+    labels = _custom_labels(cfg, model_labels)
+    infer = not regression and not labels  # from the training file
+    _check_custom_files(cfg, training, infer)
+    files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+    if not (training or infer):
+        del files["train"]  # evaluation scores the other splits
+    raw = {split: read_records(Path(f).expanduser()) for split, f in files.items() if f}
+    if infer:  # sorted, a fixed order; a row without a label is reported below
+        path, records = raw["train"]
+        field = cfg.label_field
+        labels = sorted({str(r[field]).strip() for _, r in records if _has_label(r, field)})
+    splits = {
+        split: _custom_split(path, records, cfg, labels, split != "test")
+        for split, (path, records) in raw.items()
+    }
     if cfg.num_labels is not None and not regression and cfg.num_labels != len(labels):
         raise ConfigError(
             f"task.num_labels={cfg.num_labels} but the label set has {len(labels)}: {labels}"
         )
-    splits = {}
-    for split, (path, records) in raw.items():
-        labelled = split != "test" or (records and cfg.label_field in records[0][1])
-        out = []
-        for number, rec in records:
-            where = f"{path}:{number}"
-            row = {"index": len(out)}
-            for key, name in zip(("text_a", "text_b"), cfg.text_fields, strict=False):
-                if name not in rec:
-                    raise DataError(f"{where}: no text field '{name}' (task.text_fields)")
-                row[key] = str(rec[name])
-            if labelled:
-                if cfg.label_field not in rec:
-                    raise DataError(
-                        f"{where}: no label field '{cfg.label_field}' (task.label_field)"
-                    )
-                row["label"] = _label_id(str(rec[cfg.label_field]), labels, where)
-            else:
-                row["label"] = _no_label(labels)
-            out.append(row)
-        splits[split] = _rows_to_dataset(out, len(cfg.text_fields) == 2)
     metrics = (
         ["pearson", "spearman"]
         if regression
@@ -382,29 +350,81 @@ def _custom(cfg: TaskConfig) -> TaskData:
     return TaskData(_limit(splits, cfg), labels, metrics, len(cfg.text_fields) == 2)
 
 
-def read_records(path: Path) -> tuple[Path, list[tuple[int, dict]]]:
-    """Rows of a csv / tsv / jsonl / parquet file as (row number, record)."""
+def _custom_labels(cfg: TaskConfig, model_labels: list[str] | None) -> list[str]:
+    """The class names: those of the model being evaluated (task.labels must agree), else
+    task.labels; [] for regression, or when they are to be read from the training file."""
+    if cfg.num_labels == 1:
+        if model_labels:
+            raise ConfigError(
+                f"task.num_labels=1 (regression), but the model classifies into "
+                f"{', '.join(model_labels)}"
+            )
+        return []
+    if model_labels and cfg.labels and list(cfg.labels) != model_labels:
+        raise ConfigError(
+            f"task.labels=[{','.join(cfg.labels)}] differ from the model's labels "
+            f"[{','.join(model_labels)}] (in id order): leave task.labels out"
+        )
+    return list(model_labels or cfg.labels)
+
+
+def _check_custom_files(cfg: TaskConfig, training: bool, infer: bool) -> None:
+    if training and not (cfg.train_file and cfg.validation_file):
+        raise ConfigError("task=custom needs task.train_file and task.validation_file")
+    if not cfg.validation_file:
+        raise ConfigError("task=custom needs task.validation_file")
+    if infer and not cfg.train_file:
+        raise ConfigError(
+            "task=custom: the model names no labels (LABEL_0, LABEL_1, …): give task.labels in "
+            "the model's id order or task.train_file to read them from (task.num_labels=1 for "
+            "a regression model)"
+        )
+
+
+def _custom_split(
+    path: Path, records: list[tuple[int, dict]], cfg: TaskConfig, labels: list[str], required: bool
+) -> datasets.Dataset:
+    """One custom file's rows; labels are read where `required` (train, validation), else
+    (test) only when every row has one."""
+    labelled = required or all(_has_label(rec, cfg.label_field) for _, rec in records)
+    out = []
+    for number, rec in records:
+        row = {"index": len(out)}
+        for key, name in zip(("text_a", "text_b"), cfg.text_fields, strict=False):
+            row[key] = _value(rec, name, "text_fields", path, number)
+        if labelled:
+            label = _value(rec, cfg.label_field, "label_field", path, number)
+            row["label"] = _label_id(label, labels, f"{path}:{number}")
+        else:
+            row["label"] = _no_label(labels)
+        out.append(row)
+    return _rows_to_dataset(out, len(cfg.text_fields) == 2)
+
+
+def _has_label(rec: dict, field: str) -> bool:
+    return rec.get(field) is not None and bool(str(rec[field]).strip())
+
+
+def _value(rec: dict, name: str, key: str, path: Path, number: int) -> str:
+    """Column `name` (setting task.`key`) of row `number` as text: a column the file lacks, an
+    empty cell or a blank label is a DataError (a blank text is still an input)."""
+    what = "label" if key == "label_field" else "text"
+    if name not in rec:
+        raise DataError(
+            f"{path}:{number}: no {what} field '{name}' (task.{key}); {_columns_found(rec, path)}"
+        )
+    if rec[name] is None or (what == "label" and not _has_label(rec, name)):
+        raise DataError(f"{path}:{number}: no {what} in column '{name}' (task.{key})")
+    return str(rec[name])
+
+
+def _columns_found(rec: dict, path: Path) -> str:
+    """A row's columns, and what a header row that is not one looks like."""
+    names = [str(name) for name in rec if name is not None]  # None: cells past the header's
+    found = f"columns found: {', '.join(map(repr, names))}"
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        if not path.is_file():
-            raise ConfigError(f"file not found: {path}")
-        records = list(enumerate(datasets.Dataset.from_parquet(str(path)).to_list(), 1))
-    elif suffix == ".jsonl":
-        records = []
-        for number, line in enumerate(read_lines(path), 1):
-            if line.strip():
-                try:
-                    records.append((number, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{number}: not a JSON object ({e.msg})") from None
-    elif suffix == ".tsv":
-        names, rows = _read_tsv(path, header=True)
-        records = [(n, dict(zip(names, values, strict=False))) for n, values in rows]
-    elif suffix == ".csv":
-        reader = csv.DictReader(read_lines(path))
-        records = [(reader.line_num, row) for row in reader]
-    else:
-        raise ConfigError(f"{path}: not .csv, .tsv, .jsonl or .parquet")
-    if not records:
-        raise DataError(f"{path}: the file has no rows")
-    return path, records
+    if suffix == ".csv" and len(names) == 1 and "\t" in names[0]:
+        return f"{found}: the file looks tab-separated (name it .tsv)"
+    if suffix in (".csv", ".tsv"):
+        return f"{found} (the first row is read as the header)"
+    return found

@@ -16,9 +16,11 @@ from llmtrain.task_objectives import SequenceClassification
 
 
 class Classification:
-    def __init__(self, cfg: TaskConfig, cache_dir: Path, training: bool) -> None:
+    def __init__(
+        self, cfg: TaskConfig, cache_dir: Path, training: bool, model_labels: list[str] | None
+    ) -> None:
         self.cfg, self.training = cfg, training
-        self.task = load_task(cfg, cache_dir)
+        self.task = load_task(cfg, cache_dir, training, _class_names(model_labels))
         self.main_metric = self.task.metrics[0]
         self.eval_splits = self.task.eval_splits
 
@@ -51,4 +53,12 @@ class Classification:
 def load(
     cfg: TaskConfig, cache_dir: Path, training: bool, model_labels: list[str] | None
 ) -> Classification:
-    return Classification(cfg, cache_dir, training)
+    return Classification(cfg, cache_dir, training, model_labels)
+
+
+def _class_names(labels: list[str] | None) -> list[str] | None:
+    """The classes a model names, or None: transformers' defaults (LABEL_0, LABEL_1, …) name
+    none, nor does a regression head's single output."""
+    if not labels or len(labels) < 2 or labels == [f"LABEL_{i}" for i in range(len(labels))]:
+        return None
+    return labels
