@@ -94,12 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     if command in PLAIN:
         _run_plain(command, rest)
         return
-    module = command
+    module, title = command, command
     if command in SUBCOMMANDS:
         words = SUBCOMMANDS[command]
         if not rest or rest[0] not in words:
             _fail(f"give a word after '{command}': {', '.join(words)}", command)
-        module, rest = words[rest[0]], rest[1:]
+        module, title, rest = words[rest[0]], f"{command} {rest[0]}", rest[1:]
     if "--quiet" in rest:  # a console setting like any other, after the user's arguments
         rest = [a for a in rest if a != "--quiet"] + ["logger.console=quiet"]
     # With HYDRA_FULL_ERROR set, Hydra raises instead of printing a multi-line report and
@@ -108,32 +108,46 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     scratch = None
     if int(os.environ.get("RANK", "0")) > 0:
-        # Ranks > 0 of a multi-process launch write nothing of Hydra's: their run directory is
-        # rank 0's, received once the processes have joined. Added after the user's arguments.
+        # Ranks > 0 of a multi-process launch write nothing: their run directory is rank 0's,
+        # received once the processes have joined. Added after the user's arguments.
         scratch = tempfile.mkdtemp(prefix="llmtrain-rank-")
-        mine = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.output_subdir=")
+        mine = ("hydra.run.dir=", "hydra.sweep.dir=")
         rest = [a for a in rest if not a.startswith(mine)] + [
             f"hydra.run.dir={scratch}",
             f"hydra.sweep.dir={scratch}",
-            "hydra.output_subdir=null",
-            "hydra/job_logging=none",
             "hydra/hydra_logging=none",
         ]
     sys.argv = [f"llmtrain-{command}", *rest]
     try:
+        from llmtrain.help import check_flags, command_help  # hydra and the schema, no torch
+
+        check_flags(module, title, rest)  # `--max_steps 10`: before argparse's usage dump
+        if "-h" in rest or "--help" in rest:  # the command's own help, not Hydra's defaults
+            print(command_help(module, title, rest))
+            return
         failures = _run_hydra(module, wants_traceback)
     except Exception as e:
-        message = _user_error(e)
+        message = _user_error(e, title)
         if message is None or wants_traceback:
             raise
         failures = [(message, getattr(e, "exit_code", EXIT_USER_ERROR))]
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
-    if failures:
-        for message, _ in dict.fromkeys(failures):  # a sweep repeats the same mistake per job
+    _end(command, failures)
+
+
+def _end(command: str, failures: list[tuple[str, int]]) -> None:
+    """Each job's user error once (a sweep repeats the same mistake per job), and the exit code:
+    the first failure's; 0 when each was a note that nothing needed doing."""
+    for message, code in dict.fromkeys(failures):
+        if code == 0:  # nothing wrong, nothing done (e.g. the run was already complete)
+            print(f"llmtrain {command}: {message}", flush=True)
+        else:
             print(f"llmtrain {command}: error: {message}", file=sys.stderr)
-        sys.exit(failures[0][1])
+    codes = [code for _, code in failures if code != 0]
+    if codes:
+        sys.exit(codes[0])
 
 
 def _run_plain(command: str, argv: list[str]) -> None:
@@ -157,32 +171,70 @@ def _run_hydra(command: str, wants_traceback: bool) -> list[tuple[str, int]]:
     register_schemas()
 
     failures: list[tuple[str, int]] = []
+    bugs: list[BaseException] = []  # a job's own errors, which keep their traceback
 
     def task(cfg: Any) -> Any:
-        from hydra.core.hydra_config import HydraConfig
-        from omegaconf import OmegaConf
-
         try:
-            hydra_cfg = HydraConfig.get()
-            run_dir = Path(hydra_cfg.runtime.output_dir)
-            overrides = list(hydra_cfg.overrides.task)  # this job's, a sweep's included
-            schema = OmegaConf.to_object(cfg)  # typed dataclasses; fails on a missing value
-            resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-            recipe = importlib.import_module(f"llmtrain.commands.{command}")
-            return recipe.run(schema, run_dir, resolved, overrides)
+            return _job(command, cfg)
+        except KeyboardInterrupt:
+            failures.append(("interrupted (SIGINT)", 130))
         except Exception as e:
             # Caught here: a job that raises makes Hydra print a report of its own first.
             message = _user_error(e)
             if message is None or wants_traceback:
+                bugs.append(e)
                 raise
             failures.append((message, getattr(e, "exit_code", EXIT_USER_ERROR)))
 
-    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)(task)()
+    try:
+        hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)(task)()
+    except OSError as e:  # Hydra's own work around a job: creating the run or sweep directory
+        if e.filename is None or any(e is bug for bug in bugs):
+            raise
+        raise _directory_error(e) from e
     return failures
 
 
-def _user_error(e: BaseException) -> str | None:
-    """One line for a mistake the user can fix; None for a bug (which keeps its traceback)."""
+def _job(command: str, cfg: Any) -> Any:
+    """One Hydra job: the run directory held (rank 0), its .hydra/ written, the recipe run."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from llmtrain.config import settle
+    from llmtrain.new_dirs import created_for
+    from llmtrain.rundir import claimed
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)  # this job's, a sweep's included
+    settle(cfg, overrides)
+    schema = OmegaConf.to_object(cfg)  # typed dataclasses; fails on a missing value
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    recipe = importlib.import_module(f"llmtrain.commands.{command}")
+    if int(os.environ.get("RANK", "0")) > 0:  # rank 0 holds the directory for the launch
+        return recipe.run(schema, run_dir, resolved, overrides)
+    with claimed(run_dir, created_for(run_dir)):
+        saved = run_dir / ".hydra"
+        saved.mkdir(exist_ok=True)
+        OmegaConf.save(cfg, saved / "config.yaml")
+        OmegaConf.save(HydraConfig.instance().cfg, saved / "hydra.yaml")
+        OmegaConf.save(hydra_cfg.overrides.task, saved / "overrides.yaml")
+        return recipe.run(schema, run_dir, resolved, overrides)
+
+
+def _directory_error(e: OSError) -> Exception:
+    """A run directory that cannot be made, in one line: which path, and why."""
+    from llmtrain.errors import ConfigError
+
+    path = Path(e.filename)
+    blocking = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    why = f"{blocking} is a file, not a directory" if blocking else e.strerror
+    return ConfigError(f"cannot create the run directory: {path}: {why}")
+
+
+def _user_error(e: BaseException, command: str = "COMMAND") -> str | None:
+    """One line for a mistake the user can fix; None for a bug (which keeps its traceback).
+    `command` (e.g. `tokenizer train`) is for the lines that show a corrected command line."""
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
@@ -210,6 +262,11 @@ def _user_error(e: BaseException) -> str | None:
                 break
             options.append(line.strip())
         return f"{found} ({heading.rstrip(':').lower()}: {', '.join(options)})"
+    ambiguous = "Ambiguous value for argument '"  # key=a,b without -m
+    if isinstance(e, HydraException) and str(e).startswith(ambiguous):
+        from llmtrain.help import several_values
+
+        return several_values(str(e).splitlines()[0][len(ambiguous) : -1], command)
     if isinstance(e, HydraException | OmegaConfBaseException):
         parts = [str(e).splitlines()[0].strip()]
         cause = e.__cause__

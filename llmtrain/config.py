@@ -1,8 +1,8 @@
 """The config schema: one dataclass per config group, validated by Hydra/OmegaConf at start-up.
 
 A misspelt key or a value of the wrong type fails before any work is done. Each field's `help`
-is its one-line documentation (the README's option tables come from it). Nothing else of
-llmtrain is imported here.
+is its one-line documentation (the README's option tables come from it). Of llmtrain, only its
+error types are imported here.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from llmtrain.errors import ConfigError
 
 
 def opt(default: Any = None, help: str = "", factory: Any = None) -> Any:
@@ -192,7 +194,7 @@ class ObjectiveConfig:
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = opt(1000, "optimizer steps to train for")
+    max_steps: int = opt(1000, "optimizer steps to train for (given: wins over a default epochs)")
     budget: str | None = opt(
         None, "wall-clock budget (20m, 1h30m, 90s, seconds): replaces max_steps and epochs"
     )
@@ -201,10 +203,10 @@ class TrainerConfig:
     grad_accum: int = opt(1, "micro-batches per optimizer step")
     block_size: int = opt(128, "tokens per packed training sequence")
     lr: float = opt(5e-4, "peak learning rate")
-    warmup_steps: int = opt(100, "steps of linear warm-up")
-    warmup_ratio: float | None = opt(
-        None, "warm-up as a share of the run's steps, instead of warmup_steps (budget runs: 0.1)"
+    warmup_steps: int | None = opt(
+        None, "steps of linear warm-up; null: trainer.warmup_ratio of the run's steps"
     )
+    warmup_ratio: float = opt(0.1, "warm-up as a share of the run's steps (warmup_steps unset)")
     schedule: Schedule = opt(Schedule.linear, "decay after warm-up: linear, cosine, constant")
     weight_decay: float = opt(0.01, "AdamW weight decay (never on biases and norms)")
     max_grad_norm: float = opt(1.0, "clip the gradient norm to this; 0: no clipping")
@@ -351,6 +353,10 @@ class RecipeConfig:
     starts_from: str | None = opt(
         None, "the recipe whose final/ model this one starts from (model.name_or_path=…/final)"
     )
+    requires: list[str] = opt(
+        help="keys the user gives (data paths, a model directory): refused at start if unset",
+        factory=list,
+    )
     expected: dict[str, ExpectedMetric] = opt(
         help="summary.json key: its expected value and tolerance", factory=dict
     )
@@ -400,6 +406,33 @@ RESUME_FREE_KEYS = {
     "logger.mlflow_tracking_uri",
     "logger.console",
 }
+
+# Settings of which a command line gives at most one: the one given wins over the others'
+# defaults (as transformers.Trainer's max_steps overrides num_train_epochs); two given conflict.
+LENGTH_KEYS = ("trainer.max_steps", "trainer.epochs", "trainer.budget")  # how long to train
+RIVALS = (LENGTH_KEYS, ("trainer.warmup_steps", "trainer.warmup_ratio"))
+# What giving a key clears: the rival defaults it wins over (budget and epochs win already).
+_CLEARS = {"trainer.max_steps": "trainer.epochs", "trainer.warmup_ratio": "trainer.warmup_steps"}
+
+
+def settle(cfg: Any, overrides: list[str]) -> None:
+    """Let the values given on the command line (`overrides`, Hydra's) win over defaults of the
+    settings they compete with, in the composed config `cfg` (before it is converted); two
+    rival values given at once are an error naming both."""
+    given = {}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if value and value != "null":
+            given[key] = value
+    for rivals in RIVALS:
+        both = [f"{key}={given[key]}" for key in rivals if key in given]
+        if len(both) > 1:
+            raise ConfigError(f"{' and '.join(both)} are both given: give one of them")
+    for key, cleared in _CLEARS.items():
+        group, name = cleared.split(".")
+        if key in given and group in cfg:
+            cfg[group][name] = None
+
 
 GROUPS = {
     "data": DataConfig,

@@ -3,18 +3,22 @@
 A run shows a header (what runs where, on what), progress and evaluations as they arrive, and a
 summary; warnings — ours and the libraries' Python warnings — go through `warn`, print once
 each, and are repeated together under the summary. `logger.console=quiet` keeps only the
-warnings and the summary. Only the main process prints; elsewhere every method does nothing.
+warnings and the summary. Every line, quiet or not, also goes to the run's log file, as plain
+text. User values are printed literally (no rich markup: `[a.txt]` stays). Only the main
+process prints; elsewhere every method does nothing.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from llmtrain.config import ConsoleMode
 
@@ -25,6 +29,12 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int) or abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.4g}"
+
+
+def _plain(title: str, rows: dict[str, Any]) -> str:
+    """A table as plain lines: the title, then `  key  value` aligned."""
+    width = max((len(k) for k in rows), default=0)
+    return "\n".join([title, *(f"  {k:<{width}}  {_fmt(v)}" for k, v in rows.items())])
 
 
 def quiet_libraries() -> None:
@@ -38,9 +48,15 @@ def quiet_libraries() -> None:
 
 
 class Console:
-    def __init__(self, enabled: bool = True, mode: ConsoleMode = ConsoleMode.auto) -> None:
+    def __init__(
+        self, enabled: bool = True, mode: ConsoleMode = ConsoleMode.auto, log: Path | None = None
+    ) -> None:
         quiet_libraries()
         self.enabled = enabled
+        # line-buffered: the log can be read while the run goes on, and a killed run's is whole
+        self._log: IO[str] | None = (
+            open(log, "a", encoding="utf-8", buffering=1) if enabled and log else None
+        )
         self.quiet = mode is ConsoleMode.quiet
         self.rich = RichConsole(highlight=False)
         self.live = enabled and mode is ConsoleMode.auto and self.rich.is_terminal
@@ -57,9 +73,14 @@ class Console:
         """Seconds since the console (the command) started: the run's wall time."""
         return time.perf_counter() - self.started
 
+    def _write_log(self, text: str) -> None:
+        if self._log is not None:
+            self._log.write(text + "\n")
+
     def _print(self, text: str) -> None:
         if not self.enabled:
             return
+        self._write_log(text)
         if self._progress is not None:  # above the bar
             self._progress.console.print(text, markup=False)
         elif self.live:
@@ -68,9 +89,11 @@ class Console:
             print(text, flush=True)
 
     def line(self, text: str) -> None:
-        """A progress note (not shown when quiet)."""
+        """A progress note (not shown when quiet; logged all the same)."""
         if not self.quiet:
             self._print(text)
+        elif self.enabled:
+            self._write_log(text)
 
     def warn(self, text: str) -> None:
         if text not in self.warnings:
@@ -81,22 +104,24 @@ class Console:
         """Keys and values: a rich table on a terminal, `  key  value` lines otherwise."""
         if not self.enabled:
             return
+        plain = _plain(title, rows)
         if not self.live:
-            width = max((len(k) for k in rows), default=0)
-            lines = [f"  {k:<{width}}  {_fmt(v)}" for k, v in rows.items()]
-            self._print("\n".join([title, *lines]))
+            self._print(plain)
             return
-        table = Table(title=title, show_header=False, title_justify="left", box=None)
+        self._write_log(plain)
+        table = Table(title=Text(title), show_header=False, title_justify="left", box=None)
         table.add_column(style="bold")
         table.add_column()
         for key, value in rows.items():
-            table.add_row(key, _fmt(value))
+            table.add_row(Text(key), Text(_fmt(value)))  # Text: values are never markup
         self.rich.print(table)
 
     def header(self, title: str, rows: dict[str, Any]) -> None:
         """What is about to run: command, run directory, device, model, data, batch, steps."""
         if not self.quiet:
             self.table(title, rows)
+        elif self.enabled:
+            self._write_log(_plain(title, rows))
 
     def summary(self, title: str, rows: dict[str, Any], *footer: str) -> None:
         """The end of a command (shown even when quiet): its results, where they are, and
@@ -127,12 +152,14 @@ class Console:
     def step(self, step: int, row: dict[str, Any] | None = None, total: int | None = None) -> None:
         """Advance the bar (to a new `total` if the run re-planned); with a row of train metrics
         also show them (plain: print them)."""
-        if not self.enabled or self.quiet:
+        if not self.enabled:
             return
         info = " ".join(f"{k} {_fmt(v)}" for k, v in (row or {}).items())
         if self._progress is not None:
             fields = {"info": info} if row else {}
             self._progress.update(self._task, completed=step, total=total, **fields)
+            if row:
+                self._write_log(f"step {step}: {info}")
         elif row:
             self.line(f"step {step}: {info}")
 

@@ -22,3 +22,9 @@ class TrainingStopped(LlmtrainError):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class AlreadyComplete(LlmtrainError):
+    """The run directory holds this run finished: nothing to do, and nothing wrong."""
+
+    exit_code = 0

@@ -33,6 +33,10 @@ from transformers import (
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    MODEL_FOR_PRETRAINING_MAPPING_NAMES,
+    MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
 )
 
 from llmtrain.config import Family, ModelConfig, ObjectiveName
@@ -77,28 +81,110 @@ _HEADS = {
     "tag": AutoModelForTokenClassification,
     "qa": AutoModelForQuestionAnswering,
 }
+# The architectures whose weights hold each trained head (a pretraining run's BertForPreTraining
+# holds a masked-LM head), and what the head is called in messages.
+_TRAINED = {
+    "classify": ({*MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values()}, "classification"),
+    "tag": ({*MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES.values()}, "token classification"),
+    "qa": ({*MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES.values()}, "question answering"),
+    "mlm": (
+        {
+            *MODEL_FOR_MASKED_LM_MAPPING_NAMES.values(),
+            *MODEL_FOR_PRETRAINING_MAPPING_NAMES.values(),
+        },
+        "masked language model",
+    ),
+    "clm": ({*MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()}, "causal language model"),
+}
 # Heads that read every token (word tags, answer spans) want an encoder's two-sided context;
 # the QA "no answer" position is the first token, which only an encoder's [CLS] is fit for.
 _ENCODER_HEADS = {"tag": "token classification", "qa": "question answering"}
 
 
 def source(cfg: ModelConfig) -> str | None:
-    """Where existing weights come from: a run's final/ (model.from_run), a path or hub name
-    (model.name_or_path), or nowhere (a fresh model)."""
+    """Where existing weights come from: a run's final/ (model.from_run, the run directory or
+    its final/), a path or hub name (model.name_or_path), or nowhere (a fresh model)."""
     if cfg.from_run and cfg.name_or_path:
         raise ConfigError("give model.from_run or model.name_or_path, not both")
     if cfg.from_run:
-        final = Path(cfg.from_run).expanduser() / "final"
+        final = _final(cfg.from_run)
         if not (final / "config.json").is_file():
             raise ConfigError(f"model.from_run={cfg.from_run}: no finished model at {final}")
         return str(final)
+    if cfg.name_or_path:
+        _check_local(cfg.name_or_path)
     return cfg.name_or_path
+
+
+def _final(run_dir: str) -> Path:
+    """Where a run's model is, <run>/final/, given the run directory or final/ itself."""
+    given = Path(run_dir).expanduser()
+    return given if given.name == "final" else given / "final"
+
+
+def _check_local(name_or_path: str) -> None:
+    """A name that can only be a path (not a hub id `name` or `org/name`) must exist here."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"model.name_or_path={name_or_path}: no config.json in {path}")
+        return
+    looks_local = name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1
+    if path.exists() or looks_local:
+        what = "is a file, not a model directory" if path.exists() else "no such directory"
+        raise ConfigError(f"model.name_or_path={name_or_path}: {what}")
+
+
+def check_config(cfg: ModelConfig) -> None:
+    """What the model settings alone show cannot work (before any data work)."""
+    source(cfg)
+    for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"model.{key}={getattr(cfg, key)} must be positive")
+    if cfg.max_position_embeddings <= 0:
+        raise ConfigError(
+            f"model.max_position_embeddings={cfg.max_position_embeddings} must be positive"
+        )
+    if not 0 <= cfg.dropout < 1:
+        raise ConfigError(f"model.dropout={cfg.dropout} must be in [0, 1)")
+    if cfg.hidden_size % cfg.num_heads:
+        raise ConfigError(
+            f"model.hidden_size={cfg.hidden_size} is not divisible by "
+            f"model.num_heads={cfg.num_heads}"
+        )
+
+
+def check_length(cfg: ModelConfig, length: int, key: str) -> None:
+    """`length` tokens (the setting `key`) must fit the model's positions."""
+    path = source(cfg)
+    if path:
+        positions = int(pretrained_config(path, cfg.trust_remote_code).max_position_embeddings)
+        whose = f"model '{path}' takes"
+    else:
+        positions, whose = (
+            cfg.max_position_embeddings,
+            "the model takes (model.max_position_embeddings)",
+        )
+    if length > positions:
+        raise ConfigError(f"{key}={length} is longer than the {positions} positions {whose}")
+
+
+def require_trained(path: str, head: str, trust_remote_code: bool = False) -> None:
+    """Refuse to score a model whose `head` ("classify", "tag", "qa", "mlm", "clm") was never
+    trained: its saved architecture does not have it, so it would be initialised at random."""
+    architectures = pretrained_config(path, trust_remote_code).architectures or []
+    names, what = _TRAINED[head]
+    if architectures and not names & set(architectures):
+        raise ConfigError(
+            f"model '{path}' holds a {architectures[0]}, with no trained {what} head: "
+            "its scores would come from a randomly initialised one"
+        )
 
 
 def run_model(run_dir: str, objective: ObjectiveName) -> tuple[PreTrainedModel, str]:
     """A finished run's final/ model (and its path) for inference; it must have the language
     modelling head of `objective` (llmtrain fill-mask: mlm, generate: clm)."""
-    final = Path(run_dir).expanduser() / "final"
+    final = _final(run_dir)
     if not (final / "config.json").is_file():
         raise ConfigError(f"{run_dir} is not a finished llmtrain run: no model in {final}")
     architecture = (pretrained_config(str(final)).architectures or ["?"])[0]
@@ -115,7 +201,12 @@ def pretrained_config(name_or_path: str, trust_remote_code: bool = False) -> Pre
     try:
         return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise ConfigError(f"model '{name_or_path}': cannot load a model config: {e}") from e
+        if Path(name_or_path).expanduser().is_dir():
+            raise ConfigError(f"model '{name_or_path}': cannot load its config: {e}") from e
+        raise ConfigError(
+            f"model '{name_or_path}' is no local directory, and the hub cannot give it "
+            f"({str(e).splitlines()[0]})"
+        ) from e
 
 
 def check_objective(cfg: ModelConfig, objective: ObjectiveName) -> None:
@@ -173,21 +264,26 @@ def build_tagger(
     return build_head(cfg, tokenizer, "tag", **_label_config(labels))
 
 
+def check_head(cfg: ModelConfig, head: str) -> None:
+    """Heads that need an encoder ("tag", "qa") refuse a decoder, before any data work."""
+    if head not in _ENCODER_HEADS:
+        return
+    path = source(cfg)
+    model_type = pretrained_config(path, cfg.trust_remote_code).model_type if path else None
+    if (path and model_type not in MASKED_TYPES) or (not path and cfg.family is not Family.bert):
+        what = f"model '{path}' is a '{model_type}' model" if path else "model.family=gpt2"
+        raise ConfigError(
+            f"{_ENCODER_HEADS[head]} needs an encoder (a BERT-like model), but {what}"
+        )
+
+
 def build_head(
     cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, head: str, **config
 ) -> PreTrainedModel:
     """A model with a task head ("classify", "tag", "qa") on existing weights or fresh;
     `config` goes into the model's config (label names, problem type)."""
+    check_head(cfg, head)
     path = source(cfg)
-    if head in _ENCODER_HEADS:
-        model_type = pretrained_config(path, cfg.trust_remote_code).model_type if path else None
-        if (path and model_type not in MASKED_TYPES) or (
-            not path and cfg.family is not Family.bert
-        ):
-            what = f"model '{path}' is a '{model_type}' model" if path else "model.family=gpt2"
-            raise ConfigError(
-                f"{_ENCODER_HEADS[head]} needs an encoder (a BERT-like model), but {what}"
-            )
     if path:
         return _load(_HEADS[head], path, cfg, **config)
     return _FRESH[cfg.family, head](_fresh_config(cfg, tokenizer, **config))
@@ -215,11 +311,7 @@ def count_parameters(model: torch.nn.Module) -> int:
 def _fresh_config(
     cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, **extra
 ) -> PretrainedConfig:
-    if cfg.hidden_size % cfg.num_heads:
-        raise ConfigError(
-            f"model.hidden_size={cfg.hidden_size} is not divisible by "
-            f"model.num_heads={cfg.num_heads}"
-        )
+    check_config(cfg)
     if cfg.family is Family.bert:
         return BertConfig(
             vocab_size=len(tokenizer),

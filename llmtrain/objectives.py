@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
-from llmtrain.config import ObjectiveConfig, ObjectiveName
+from llmtrain.config import ObjectiveConfig, ObjectiveName, Packing
 from llmtrain.errors import ConfigError
 from llmtrain.metrics import perplexity
 from llmtrain.vocab_loss import IGNORE, head_cross_entropy, sum_cross_entropy
@@ -54,6 +54,30 @@ class Objective(Protocol):
     def loss(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, ...]: ...  # (loss_sum, n_targets[, parts])
+
+
+def check_config(cfg: ObjectiveConfig, block_size: int, packing: Packing) -> None:
+    """What the objective's settings alone show cannot work (before any data work)."""
+    probabilities = ["mask_replace_prob", "random_replace_prob", "short_seq_prob"]
+    for key in probabilities:
+        if not 0 <= getattr(cfg, key) <= 1:
+            raise ConfigError(f"objective.{key}={getattr(cfg, key)} must be between 0 and 1")
+    if not 0 < cfg.mlm_probability <= 1:
+        raise ConfigError(f"objective.mlm_probability={cfg.mlm_probability} must be in (0, 1]")
+    if cfg.mask_replace_prob + cfg.random_replace_prob > 1:
+        raise ConfigError("objective.mask_replace_prob + objective.random_replace_prob exceeds 1")
+    if cfg.dupe_factor < 1:
+        raise ConfigError(f"objective.dupe_factor={cfg.dupe_factor} must be positive")
+    if cfg.whole_word_mask and cfg.name is ObjectiveName.clm:
+        raise ConfigError("objective.whole_word_mask=true applies to masked objectives, not clm")
+    if cfg.name in PAIRED:
+        if block_size < 5:
+            raise ConfigError(f"trainer.block_size={block_size} is too short for sentence pairs")
+        if packing is not Packing.concat:
+            raise ConfigError(
+                f"data.packing={packing.value}: objective={cfg.name.value} makes sentence pairs, "
+                "one a row, never packed"
+            )
 
 
 def build_objective(
@@ -165,13 +189,6 @@ class MaskedLM:
     def __init__(self, cfg: ObjectiveConfig, tokenizer: PreTrainedTokenizerBase) -> None:
         if tokenizer.mask_token_id is None:
             raise ConfigError("objective=mlm needs a tokenizer with a mask token")
-        for key in ("mlm_probability", "mask_replace_prob", "random_replace_prob"):
-            if not 0 <= getattr(cfg, key) <= 1:
-                raise ConfigError(f"objective.{key}={getattr(cfg, key)} must be between 0 and 1")
-        if cfg.mask_replace_prob + cfg.random_replace_prob > 1:
-            raise ConfigError(
-                "objective.mask_replace_prob + objective.random_replace_prob exceeds 1"
-            )
         self.p = cfg.mlm_probability
         self.p_mask = cfg.mask_replace_prob
         self.p_random = cfg.random_replace_prob

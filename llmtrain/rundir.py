@@ -5,22 +5,33 @@
     <run>/checkpoints/step-<N>/   everything needed to continue training
     <run>/final/                  a Hugging Face model and tokenizer (save_pretrained)
     <run>/summary.json            final metrics, steps, tokens, time, parameter count
+    <run>/run.log                 every line the run printed
+    <run>/status.json             how a run that did not finish ended: stopped or failed
+    <run>/.lock                   held (flock) by the one process writing the run; its holder
 
-Only the main process writes; on other ranks every method is a no-op.
+Only the main process writes; on other ranks every method is a no-op. One run directory has
+one writer: `claimed` holds it for a run (see there).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from llmtrain.atomic import atomic_dir, atomic_write_text
+from llmtrain.errors import ConfigError
+
+LOCK = ".lock"
+STATUS = "status.json"
 
 
 def _jsonable(value: Any) -> Any:
@@ -135,3 +146,98 @@ class RunDir:
         if self.is_main and keep > 0:
             for old in self.list_checkpoints()[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+def holder(path: Path) -> dict[str, Any] | None:
+    """The live process writing the run directory `path` ({"host", "pid", "since"}), or None.
+    The lock is the kernel's (flock): a killed holder leaves nothing that blocks."""
+    lock = Path(path) / LOCK
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder_info(fd)
+    finally:
+        os.close(fd)  # also releases the shared lock taken to test
+    return None
+
+
+def _holder_info(fd: int) -> dict[str, Any]:
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        return {}  # written a moment from now
+
+
+def run_status(path: Path) -> dict[str, Any] | None:
+    """How an unfinished run ended (status.json: "status" stopped|failed, "step", "reason")."""
+    try:
+        return json.loads((Path(path) / STATUS).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def claimed(path: Path, created: Path | None = None) -> Iterator[None]:
+    """Hold the run directory `path` for one run (the main process of a launch calls this).
+
+    A second writer is refused, naming the holder. A run that ends without finishing records
+    how in status.json (stopped by a signal, or failed). A run that fails before it logged
+    anything leaves nothing: what it wrote in a directory that was empty is removed, and so are
+    the directories this launch made (`created`: the outermost of them, holding `path`)."""
+    path = Path(path)
+    fresh = not any(path.iterdir())
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        info = _holder_info(fd)
+        os.close(fd)
+        raise ConfigError(
+            f"{path} is in use by process {info.get('pid', '?')} on {info.get('host', '?')} "
+            f"(since {info.get('since', '?')}): one run directory, one writer; wait for it to "
+            "end, or give another hydra.run.dir"
+        ) from None
+    try:
+        since = time.strftime("%Y-%m-%d %H:%M:%S")
+        holder_text = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": since})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder_text.encode(), 0)
+        (path / STATUS).unlink(missing_ok=True)  # running again
+        yield
+    except BaseException as e:
+        code = getattr(e, "exit_code", 1)
+        if fresh and not (path / "metrics.jsonl").exists():
+            _remove(path, created)
+        elif code != 0:  # 0: nothing went wrong (e.g. the run was already complete)
+            stopped = isinstance(e, KeyboardInterrupt) or code > 128  # a signal's exit code
+            steps = [r["step"] for r in read_metrics(path)]
+            status = {
+                "status": "stopped" if stopped else "failed",
+                "step": max(steps, default=None),
+                "reason": str(e).splitlines()[0] if str(e) else type(e).__name__,
+            }
+            atomic_write_text(path / STATUS, json.dumps(status, indent=2) + "\n")
+        raise
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path, created: Path | None) -> None:
+    """Empty `path` (it was empty before the run), then remove it and its parents up to
+    `created` if this launch made them and they hold nothing else."""
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    if created is None or (path != created and created not in path.parents):
+        return
+    for directory in [path, *path.parents]:
+        with contextlib.suppress(OSError):  # not empty: another run's
+            directory.rmdir()
+        if directory == created:
+            return

@@ -21,7 +21,6 @@ TINY = [
     "trainer.batch_size=16",
     "trainer.block_size=64",
     "trainer.lr=3e-3",
-    "trainer.warmup_steps=4",
     "trainer.log_every=10",
     "trainer.eval_every=20",
     "trainer.save_every=20",
@@ -35,9 +34,7 @@ FT_TINY = [
     "model.intermediate_size=64",
     "tokenizer.vocab_size=300",
     "tokenizer.min_frequency=1",
-    "trainer.epochs=null",
     "trainer.lr=1e-3",
-    "trainer.warmup_steps=1",
 ]
 
 
@@ -118,16 +115,24 @@ def cli_env(cache: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], cache: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`python -m llmtrain ARGS` as a user would run it (no terminal: plain output)."""
+def run_cli(
+    args: list[str], cache: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m llmtrain ARGS` as a user would run it (no terminal: plain output), with `env`
+    added to the environment."""
     return subprocess.run(
         [sys.executable, "-m", "llmtrain", *args],
         capture_output=True,
         text=True,
-        env=cli_env(cache),
+        env={**cli_env(cache), **(env or {})},
         cwd=cwd,
         timeout=600,
     )
+
+
+def without(args: list[str], *keys: str) -> list[str]:
+    """`args` less the settings of `keys` (to give them other values)."""
+    return [a for a in args if a.split("=", 1)[0] not in keys]
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -154,16 +159,16 @@ def clm_run(tmp_path_factory, cache_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_sweep(tmp_path_factory, cache_dir) -> Path:
-    """A 2-job MLM sweep over trainer.lr (1e-3, 3e-4), 10 steps each: <sweep>/0, <sweep>/1."""
-    sweep = tmp_path_factory.mktemp("sweep") / "sweep"
-    fixed = ("trainer.max_steps", "trainer.lr")
-    short = [a for a in TINY if not a.startswith(fixed)] + [
+    """A 2-job MLM sweep over trainer.lr (1e-3, 3e-4), 10 steps each: <sweep>/0, <sweep>/1.
+    The README's sweep line as printed, plus a small model and few steps: its sweep directory
+    is the default one, multirun/pretrain/<date>/<time>/, under the working directory."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    short = without(TINY, "trainer.max_steps", "trainer.lr") + [
         "trainer.max_steps=10",
         "trainer.eval_every=0",
         "trainer.save_every=0",
     ]
-    result = run_cli(
-        ["pretrain", "-m", "trainer.lr=1e-3,3e-4", *short, f"hydra.sweep.dir={sweep}"], cache_dir
-    )
+    result = run_cli(["pretrain", "-m", "trainer.lr=1e-3,3e-4", *short], cache_dir, cwd=cwd)
     assert result.returncode == 0, result.stderr
+    [sweep] = (cwd / "multirun" / "pretrain").glob("*/*")
     return sweep

@@ -222,3 +222,21 @@ def test_early_stopping_ends_a_run_that_stops_improving(glue_dir, cache_dir, tmp
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["best_step"] == 0
     assert "early stopping at step 3" in result.stdout
+
+
+def test_evaluate_refuses_a_head_that_was_never_trained(
+    mlm_run, glue_sweep, glue_dir, cache_dir, tmp_path
+):
+    """A pretraining run has no classifier, a classifier no language-model head: scores of
+    either would come from randomly initialised weights."""
+    task = ["task=sst2", f"task.data_dir={glue_dir / 'sst2'}", f"model.from_run={mlm_run}"]
+    classifier = f"model.from_run={_job(glue_sweep, 'sst2')}"
+    for args, holds, lacks in [
+        (task, "BertForMaskedLM", "classification"),
+        (["data=stdlib_docs", classifier], "BertForSequenceClassification", "masked language"),
+    ]:
+        result = run_cli(["evaluate", *args, f"hydra.run.dir={tmp_path / 'run'}"], cache_dir)
+        assert result.returncode == 2
+        [line] = result.stderr.strip().splitlines()
+        assert holds in line and f"no trained {lacks}" in line
+        assert not (tmp_path / "run").exists()

@@ -105,6 +105,8 @@ def test_one_run_directory_whatever_the_processes(cache_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "outputs" / "pretrain").glob("*/*"))
     assert len(runs) == 1 and (runs[0] / "summary.json").is_file() and (runs[0] / ".hydra").is_dir()
+    # rank 0 holds the directory for the launch, and logs for it
+    assert (runs[0] / ".lock").is_file() and "summary" in (runs[0] / "run.log").read_text()
     lines = result.stdout.splitlines()
     assert lines.count("llmtrain pretrain") == 1 and lines.count("summary") == 1  # rank 0 speaks
     (device,) = [line for line in lines if line.startswith("  device ")]
@@ -122,6 +124,7 @@ def test_resume_under_two_processes_is_exact(ddp_run, cache_dir, tmp_path):
         time.sleep(0.01)
     stopped = _done(proc)
     assert stopped.returncode != 0 and "stopped by SIGTERM" in stopped.stderr
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     one = run_cli([*args], cache_dir)  # one process cannot continue a 2-process checkpoint
     assert one.returncode == 2 and "written by 2 processes" in one.stderr
     resumed = _done(_torchrun(args, cache_dir))
@@ -213,6 +216,7 @@ def test_fsdp_trains_like_ddp_and_resumes_exactly_from_shards(ddp_run, cache_dir
         time.sleep(0.01)
     stopped = _done(proc)
     assert stopped.returncode != 0 and "stopped by SIGTERM" in stopped.stderr
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     assert list((run / "checkpoints").glob("*/shards"))  # one shard per process
     resumed = _done(_fsdp(sharded, cache_dir))
     assert resumed.returncode == 0, resumed.stderr[-3000:]

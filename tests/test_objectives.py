@@ -110,11 +110,24 @@ def test_clm_loss_is_the_sum_over_next_tokens():
     assert torch.allclose(loss_sum / n, mean, rtol=1e-5)
 
 
-def test_mlm_rejects_bad_probabilities(wordpiece):
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"mlm_probability": 1.5}, "objective.mlm_probability"),
+        ({"mlm_probability": 0.0}, "objective.mlm_probability"),
+        ({"mask_replace_prob": 0.9, "random_replace_prob": 0.2}, "exceeds 1"),
+        ({"dupe_factor": 0, "name": ObjectiveName.mlm_nsp}, "objective.dupe_factor"),
+        ({"whole_word_mask": True, "name": ObjectiveName.clm}, "objective.whole_word_mask"),
+    ],
+)
+def test_objective_settings_that_cannot_work_are_named(settings, named):
+    from llmtrain.config import Packing
     from llmtrain.errors import ConfigError
+    from llmtrain.objectives import check_config
 
-    with pytest.raises(ConfigError, match="objective.mlm_probability"):
-        MaskedLM(ObjectiveConfig(name=ObjectiveName.mlm, mlm_probability=1.5), wordpiece)
+    cfg = ObjectiveConfig(**{"name": ObjectiveName.mlm, **settings})
+    with pytest.raises(ConfigError, match=named):
+        check_config(cfg, block_size=128, packing=Packing.concat)
 
 
 @pytest.mark.parametrize("family", ["gpt2", "bert"])

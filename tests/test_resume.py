@@ -237,7 +237,8 @@ def test_unwritable_output_directory(cache_dir, tmp_path):
     locked.chmod(0o700)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("llmtrain pretrain: error: cannot write ") and str(target.parent) in line
+    assert line.startswith("llmtrain pretrain: error: cannot create the run directory: ")
+    assert str(target.parent) in line
 
 
 class Poisoned(CausalLM):
@@ -306,3 +307,27 @@ def test_undecodable_bytes_can_be_replaced(cache_dir, tmp_path):
     corpus = load_corpus(cfg, seed=0)
     texts = list(corpus["train"]["text"]) + list(corpus["validation"]["text"])
     assert any("second \ufffd document" in t for t in texts)
+
+
+def test_one_run_directory_has_one_writer_and_a_killed_one_blocks_nothing(cache_dir, tmp_path):
+    """A second launch into a live run's directory is refused, naming the holder; once the
+    holder is killed (SIGKILL: no chance to clean up) the same command resumes."""
+    run = tmp_path / "run"
+    args = [*RUNS["clm"], "trainer.log_every=1", "trainer.eval_every=0", "trainer.save_every=5"]
+    first = _start([*args, "trainer.max_steps=100000"], run, cache_dir)
+    while not (run / "checkpoints" / "step-5").is_dir():
+        assert first.poll() is None, first.communicate()
+        time.sleep(0.01)
+    second = run_cli([*args, "trainer.max_steps=100000", f"hydra.run.dir={run}"], cache_dir)
+    assert first.poll() is None  # the holder trains on
+    assert second.returncode == 2
+    [line] = second.stderr.strip().splitlines()
+    assert f"in use by process {first.pid} on " in line
+    first.kill()
+    first.wait()
+    last = max(int(p.name[5:]) for p in (run / "checkpoints").glob("step-*"))
+    resumed = run_cli([*args, f"trainer.max_steps={last + 3}", f"hydra.run.dir={run}"], cache_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from {run / 'checkpoints' / f'step-{last}'}" in resumed.stdout
+    steps = [r["step"] for r in _train_rows(run) if r["split"] == "train"]
+    assert steps == list(range(1, last + 4))  # each step logged once

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmtrain.config import ConsoleMode, DistributedConfig, LoggerConfig, TrainerConfig
-from llmtrain.errors import ConfigError
+from llmtrain.errors import AlreadyComplete, ConfigError, TrainingStopped
+
+LOG = "run.log"  # every line the run printed (<run>/run.log)
 
 if TYPE_CHECKING:  # imported where used: `llmtrain report` needs no torch
     from accelerate import Accelerator
@@ -30,19 +32,25 @@ def start(
 ) -> tuple[Accelerator, RunDir, Console]:
     """What every command begins with: the processes joined, the seed set, the run directory
     (rank 0's, for all ranks), the trackers opened with the run's `config`, and the console
-    (rank 0 speaks)."""
+    (rank 0 speaks). A run directory that holds this very run finished ends it here."""
     from accelerate.utils import set_seed
 
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
-    from llmtrain.train.distributed import make_accelerator, shared_run_dir
+    from llmtrain.train.checkpoint import finished
+    from llmtrain.train.distributed import from_main, make_accelerator, shared_run_dir
     from llmtrain.train.trackers import accelerator_kwargs, start_trackers
 
     accelerator = make_accelerator(trainer, distributed, accelerator_kwargs(logger, run_dir))
     set_seed(trainer.seed)
     run = RunDir(shared_run_dir(accelerator, run_dir), accelerator.is_main_process)
+    if trainer.resume == "auto" and from_main(accelerator, finished(run, config or {})):
+        raise AlreadyComplete(
+            f"{run.path} holds this run finished (summary.json, final/): nothing to do. To train "
+            "again, give another hydra.run.dir, or trainer.resume=none trainer.overwrite=true"
+        )
     mode = logger.console if logger else ConsoleMode.auto
-    console = Console(accelerator.is_main_process, mode)
+    console = Console(accelerator.is_main_process, mode, log=run.path / LOG)
     start_trackers(accelerator, logger, run.path, config or {})
     return accelerator, run, console
 
@@ -117,6 +125,7 @@ def finetune_summary(
         **{f"best_{k}": v for k, v in best.items()},
         **{f"final_{k}": v for k, v in result["eval"].metrics.items()},
         "steps": result["steps"],
+        "skipped_steps": result["skipped_steps"],
         "tokens": result["tokens"],
         "train_seconds": round(result["train_seconds"], 3),
         "tokens_per_s": round(result["tokens_per_s"], 1),
@@ -133,12 +142,20 @@ def finish(
     console: Console,
     accelerator: Accelerator,
     final: str,
+    last_eval: dict[str, float],
 ) -> dict[str, Any]:
     """The end of a training command: the recipe's verdict (if any), summary.json, the summary
-    table with where `final` (a description of final/) and the trackers' files are."""
+    table with where `final` (a description of final/) and the trackers' files are. A run whose
+    last evaluation (`last_eval`) is not finite diverged: it says so and exits non-zero."""
+    import math
+
     from llmtrain import recipes
     from llmtrain.train import trackers
 
+    broken = [
+        f"{k} {v}" for k, v in last_eval.items() if isinstance(v, float) and not math.isfinite(v)
+    ]
+    summary["last_eval_finite"] = not broken
     recipes.report(cfg.recipe, summary, console)
     run.write_summary(summary)
     console.summary(
@@ -148,4 +165,10 @@ def finish(
         *trackers.where(cfg.logger, run.path),
     )
     accelerator.end_training()
+    if broken:
+        raise TrainingStopped(
+            f"the last evaluation is not finite ({', '.join(broken)}): training diverged "
+            f"({summary.get('skipped_steps', 0)} of {summary.get('steps', '?')} steps skipped "
+            "for a non-finite loss or gradient); try a lower trainer.lr"
+        )
     return summary

@@ -10,9 +10,10 @@ import datasets
 from accelerate import Accelerator
 from transformers import PreTrainedModel
 
-from llmtrain import models
+from llmtrain import kinds, models
 from llmtrain.commands import header_rows, sft, start
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName, TrainerConfig
+from llmtrain.data import sources
 from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import load_tokenizer
@@ -41,14 +42,41 @@ def predict_and_record(
     return evaluation
 
 
-def run(
-    cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
-) -> dict[str, Any]:
+def check(cfg: EvaluateConfig) -> str:
+    """Every mistake the config alone shows, before any data is read (a model that never
+    trained the head to be scored among them); the model's path."""
     path = models.source(cfg.model)
     if not path:
         raise ConfigError(
             "llmtrain evaluate needs a model: model.from_run=RUN_DIR or model.name_or_path=…"
         )
+    if cfg.task is not None and cfg.task.name == "sft":
+        sft.check_evaluate(cfg)
+        models.require_trained(path, "clm", cfg.model.trust_remote_code)
+    elif cfg.task is not None:
+        models.require_trained(path, kinds.head(cfg.task.name), cfg.model.trust_remote_code)
+        models.check_length(cfg.model, cfg.task.max_length, "task.max_length")
+    elif cfg.data is None:
+        raise ConfigError("give task=… (metrics) or data=… (perplexity)")
+    else:
+        name = _objective(cfg, path).name
+        models.require_trained(path, "clm" if name is ObjectiveName.clm else "mlm")
+        models.check_length(cfg.model, cfg.trainer.block_size, "trainer.block_size")
+        sources.check_config(cfg.data)
+    return path
+
+
+def _objective(cfg: EvaluateConfig, path: str) -> ObjectiveConfig:
+    """The objective perplexity is measured with: the configured one, else the model's own."""
+    model_type = models.pretrained_config(path, cfg.model.trust_remote_code).model_type
+    name = ObjectiveName.mlm if model_type in models.MASKED_TYPES else ObjectiveName.clm
+    return cfg.objective or ObjectiveConfig(name=name)
+
+
+def run(
+    cfg: EvaluateConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
+) -> dict[str, Any]:
+    path = check(cfg)
     accelerator, run, console = start(cfg.trainer, run_dir, None, cfg.logger, resolved)
     console.header(
         "llmtrain evaluate",
@@ -89,11 +117,7 @@ def run(
 def _language_model(
     cfg: EvaluateConfig, path: str, tokenizer, accelerator: Accelerator
 ) -> dict[str, Any]:
-    if cfg.data is None:
-        raise ConfigError("give task=… (metrics) or data=… (perplexity)")
-    model_type = models.pretrained_config(path, cfg.model.trust_remote_code).model_type
-    name = ObjectiveName.mlm if model_type in models.MASKED_TYPES else ObjectiveName.clm
-    objective_cfg = cfg.objective or ObjectiveConfig(name=name)
+    objective_cfg = _objective(cfg, path)
     model = models.build_model(cfg.model, objective_cfg.name, tokenizer)
     cache = Path(cfg.data.cache_dir).expanduser()
     split = load_corpus(cfg.data, cfg.trainer.seed, need_train=False)["validation"]

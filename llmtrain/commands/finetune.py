@@ -10,14 +10,26 @@ from typing import Any
 import datasets
 import torch
 
-from llmtrain import models, recipes
+from llmtrain import kinds, models, recipes
 from llmtrain.commands import finetune_summary, finish, global_batch, header_rows, sft, start
 from llmtrain.commands.evaluate import predict_and_record
 from llmtrain.config import FinetuneConfig
+from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.kinds import load_kind
 from llmtrain.models import count_parameters
 from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit, total_steps
+
+
+def check(cfg: FinetuneConfig) -> None:
+    """Every mistake the config alone shows, before any data is read."""
+    check_trainer(cfg.trainer)
+    recipes.require(cfg, "finetune")
+    models.check_config(cfg.model)
+    models.check_head(cfg.model, kinds.head(cfg.task.name))
+    models.check_length(cfg.model, cfg.task.max_length, "task.max_length")
+    if not models.source(cfg.model):  # a loaded model brings its tokenizer
+        tokenizers.check_config(cfg.tokenizer)
 
 
 def run(
@@ -25,8 +37,7 @@ def run(
 ) -> dict[str, Any]:
     if cfg.task.name == "sft":  # a causal LM on prompts and responses: its own recipe
         return sft.finetune(cfg, run_dir, resolved, overrides)
-    check_trainer(cfg.trainer)
-    recipes.require(cfg.recipe, "finetune")
+    check(cfg)
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     cache = Path(cfg.task.cache_dir).expanduser()
     path = models.source(cfg.model)
@@ -95,4 +106,6 @@ def run(
         cfg.task.name, main, result, evaluation.metrics, model, console.elapsed()
     )
     summary.update(budget_summary(result["budget"], result["steps"]))
-    return finish(cfg, summary, run, console, accelerator, "final model, the best")
+    return finish(
+        cfg, summary, run, console, accelerator, "final model, the best", result["eval"].metrics
+    )

@@ -13,8 +13,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from llmtrain.commands import finetune
-from llmtrain.config import FinetuneConfig, GlueSuiteConfig
+from llmtrain.commands import LOG, finetune
+from llmtrain.config import FinetuneConfig, GlueSuiteConfig, settle
 from llmtrain.console import Console
 from llmtrain.data.tasks import GLUE, GlueSpec
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
@@ -40,7 +40,8 @@ def run(
         raise ConfigError(
             "llmtrain glue runs in one process; for several, launch `llmtrain finetune` per task"
         )
-    suite, console = RunDir(run_dir), Console()
+    suite = RunDir(run_dir)
+    console = Console(log=suite.path / LOG)
     overrides = _shared(overrides)
     rows: dict[str, dict[str, Any]] = {t: {"task": t, "status": "pending"} for t in tasks}
     for number, name in enumerate(tasks, 1):
@@ -167,5 +168,6 @@ def _compose(
     from omegaconf import OmegaConf
 
     cfg = compose(config_name="finetune", overrides=[*overrides, f"task={name}"])
+    settle(cfg, overrides)  # as `llmtrain finetune` would: values given win over defaults
     cfg.task.data_dir = str(data_dir) if data_dir else None  # set, not parsed: any path works
     return OmegaConf.to_object(cfg), OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)

@@ -8,27 +8,39 @@ from typing import Any
 
 import torch
 
-from llmtrain import models, recipes
+from llmtrain import models, objectives, recipes
 from llmtrain.commands import finish, global_batch, header_rows, start
 from llmtrain.config import ObjectiveName, Packing, PretrainConfig
+from llmtrain.data import sources
+from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.packing import packed_dataset
 from llmtrain.data.pairs import PairDataset, pair_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
-from llmtrain.errors import ConfigError
-from llmtrain.models import build_model, check_objective, count_parameters, max_positions
+from llmtrain.models import build_model, check_objective, count_parameters
 from llmtrain.objectives import PAIRED, build_objective, takes_block_diagonal_attention
 from llmtrain.rundir import read_metrics
 from llmtrain.train.checkpoint import full_model_state
 from llmtrain.train.loop import budget_summary, check_trainer, fit, total_steps
 
 
+def check(cfg: PretrainConfig) -> None:
+    """Every mistake the config alone shows, before any data is read."""
+    check_trainer(cfg.trainer)
+    recipes.require(cfg, "pretrain")
+    models.check_config(cfg.model)
+    check_objective(cfg.model, cfg.objective.name)
+    objectives.check_config(cfg.objective, cfg.trainer.block_size, cfg.data.packing)
+    models.check_length(cfg.model, cfg.trainer.block_size, "trainer.block_size")
+    sources.check_config(cfg.data)
+    if not models.source(cfg.model):  # a loaded model brings its tokenizer
+        tokenizers.check_config(cfg.tokenizer)
+
+
 def run(
     cfg: PretrainConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
 ) -> dict[str, Any]:
-    check_trainer(cfg.trainer)
-    recipes.require(cfg.recipe, "pretrain")
-    check_objective(cfg.model, cfg.objective.name)
+    check(cfg)
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     cache = Path(cfg.data.cache_dir).expanduser()
     block = cfg.trainer.block_size
@@ -54,10 +66,6 @@ def run(
     # Special tokens per pair: [CLS] and two [SEP].
     tokens_per_pair = float(train_set.lengths.mean()) - 3 if paired else None
     objective = build_objective(cfg.objective, tokenizer, tokens_per_pair)
-    if block > max_positions(model):
-        raise ConfigError(
-            f"trainer.block_size={block} exceeds the model's {max_positions(model)} positions"
-        )
     params = count_parameters(model)
     docs, val_docs = len(corpus["train"]), len(corpus["validation"])
     steps = total_steps(cfg.trainer, len(train_set), accelerator.num_processes)
@@ -107,6 +115,7 @@ def run(
         "best_loss": best["loss"],
         "best_step": best["step"],
         "steps": result["steps"],
+        "skipped_steps": result["skipped_steps"],
         "tokens": result["tokens"],
         "train_seconds": round(result["train_seconds"], 3),
         "wall_seconds": round(console.elapsed(), 3),
@@ -115,7 +124,7 @@ def run(
         "parameters": params,
     }
     summary.update(budget_summary(result["budget"], result["steps"]))
-    return finish(cfg, summary, run, console, accelerator, "final model")
+    return finish(cfg, summary, run, console, accelerator, "final model", result["eval"].metrics)
 
 
 def _packing(packing: Packing, block_diagonal: bool) -> str:

@@ -16,7 +16,7 @@ import torch
 from accelerate import Accelerator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from llmtrain import models
+from llmtrain import models, recipes
 from llmtrain.commands import finetune_summary, finish, global_batch, header_rows, start
 from llmtrain.config import (
     EvaluateConfig,
@@ -28,6 +28,7 @@ from llmtrain.config import (
 )
 from llmtrain.console import Console
 from llmtrain.data import sft
+from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError, DataError
 from llmtrain.generation import generate
@@ -44,7 +45,9 @@ def finetune(
     cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
 ) -> dict[str, Any]:
     check_trainer(cfg.trainer)
+    recipes.require(cfg, "finetune")
     _check_task(cfg.task)
+    models.check_config(cfg.model)
     path = models.source(cfg.model)
     if path:
         models.check_objective(cfg.model, ObjectiveName.clm)  # a decoder: before any data work
@@ -53,6 +56,9 @@ def finetune(
             "task=sft trains a causal LM: model=gpt2-tiny for a fresh one, or "
             "model.from_run=… / model.name_or_path=… of a decoder"
         )
+    else:
+        tokenizers.check_config(cfg.tokenizer)
+    models.check_length(cfg.model, cfg.task.max_length, "task.max_length")
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     with accelerator.main_process_first():  # rank 0 builds the tokenizer cache, the others read
         splits = sft.load_splits(cfg.task, cfg.trainer.seed)
@@ -70,7 +76,6 @@ def finetune(
             )
     sft.prepare_tokenizer(tokenizer, [*splits["train"], *splits["validation"]])
     model = models.build_model(cfg.model, ObjectiveName.clm, tokenizer)
-    _check_length(cfg.task, model)
     train = _encode(splits["train"], tokenizer, cfg.task, cfg.task.packing, "train", console)
     validation = _encode(splits["validation"], tokenizer, cfg.task, False, "validation", console)
     objective = SupervisedLM(_pad_id(tokenizer))
@@ -119,7 +124,9 @@ def finetune(
     metrics = _evaluate(best, objective, validation, samples, cfg.trainer, accelerator)
     summary = finetune_summary("sft", MAIN, result, metrics, model, console.elapsed())
     summary.update(budget_summary(result["budget"], result["steps"]))
-    return finish(cfg, summary, run, console, accelerator, "final model, the best")
+    return finish(
+        cfg, summary, run, console, accelerator, "final model, the best", result["eval"].metrics
+    )
 
 
 def evaluate(
@@ -132,12 +139,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Loss and perplexity on the validation responses (task.validation_file, else the share of
     task.train_file that fine-tuning held out), and samples from their prompts."""
-    _check_task(cfg.task)
-    models.check_objective(cfg.model, ObjectiveName.clm)
     validation = sft.load_validation(cfg.task, cfg.trainer.seed)
     sft.prepare_tokenizer(tokenizer, validation)
     model = models.build_model(cfg.model, ObjectiveName.clm, tokenizer).to(accelerator.device)
-    _check_length(cfg.task, model)
     rows = _encode(validation, tokenizer, cfg.task, False, "validation", console)
     samples = _sampler(validation, tokenizer, cfg.task, cfg.trainer.seed, accelerator, run)
     objective = SupervisedLM(_pad_id(tokenizer))
@@ -148,6 +152,13 @@ def evaluate(
 def _evaluate(model, objective, rows, samples, trainer_cfg, accelerator) -> dict[str, float]:
     metrics = evaluate_splits(model, objective, {"validation": rows}, trainer_cfg, accelerator)
     return {**metrics.metrics, **samples(model)}
+
+
+def check_evaluate(cfg: EvaluateConfig) -> None:
+    """What `llmtrain evaluate task=sft` can check before reading any data."""
+    _check_task(cfg.task)
+    models.check_objective(cfg.model, ObjectiveName.clm)
+    models.check_length(cfg.model, cfg.task.max_length, "task.max_length")
 
 
 def _check_task(cfg: TaskConfig) -> None:
@@ -163,14 +174,6 @@ def _check_task(cfg: TaskConfig) -> None:
         raise ConfigError("task.rouge=true needs generations: task.samples=0 makes none")
     if cfg.rouge:
         rouge_l([], [])  # fails now, not after training, when rouge-score is missing
-
-
-def _check_length(cfg: TaskConfig, model: PreTrainedModel) -> None:
-    if cfg.max_length > models.max_positions(model):
-        raise ConfigError(
-            f"task.max_length={cfg.max_length} is longer than the model's "
-            f"{models.max_positions(model)} positions"
-        )
 
 
 def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:

@@ -9,6 +9,8 @@ from typing import Any
 
 from llmtrain.commands import header_rows, start
 from llmtrain.config import TokenizerTrainConfig, TrainerConfig
+from llmtrain.data import sources
+from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
@@ -19,6 +21,8 @@ def run(
 ) -> dict[str, Any]:
     if cfg.tokenizer.name_or_path:
         raise ConfigError("tokenizer.name_or_path is set: llmtrain tokenizer train trains one")
+    tokenizers.check_config(cfg.tokenizer)
+    sources.check_config(cfg.data)
     # pretrain's default seed: the same held-out documents, so the same (cached) tokenizer
     trainer = TrainerConfig()
     accelerator, run, console = start(trainer, run_dir, None, cfg.logger, resolved)

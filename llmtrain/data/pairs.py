@@ -175,12 +175,6 @@ def pair_blocks(
     task = "mlm_sop" if sentence_order else "mlm_nsp"
     if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
         raise ConfigError(f"objective={task} needs a tokenizer with [CLS] and [SEP] tokens")
-    if block_size < 5:
-        raise ConfigError(f"trainer.block_size={block_size} is too short for sentence pairs")
-    if not 0 <= short_seq_prob <= 1:
-        raise ConfigError(f"objective.short_seq_prob={short_seq_prob} must be between 0 and 1")
-    if dupe_factor < 1:
-        raise ConfigError(f"objective.dupe_factor={dupe_factor} must be positive")
     tokenized = tokenize_documents(corpus, tokenizer, rule, cache_dir)
     settings = [task, block_size, short_seq_prob, dupe_factor, seed, _PAIRS_VERSION]
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]

@@ -18,6 +18,7 @@ import datasets
 
 from llmtrain.atomic import atomic_dir
 from llmtrain.config import DataConfig, DecodeErrors, Source
+from llmtrain.data.files import require_file
 from llmtrain.errors import ConfigError, DataError
 
 # Bump when the extraction below changes, so caches built by older code are not reused.
@@ -99,8 +100,7 @@ def _stdlib_docs(cache: Path) -> datasets.Dataset:
 def _read_files(files: list[str], cfg: DataConfig, cache: Path, key: str) -> datasets.Dataset:
     paths = [Path(f).expanduser() for f in files]
     for p in paths:
-        if not p.is_file():
-            raise ConfigError(f"{key}: file not found: {p}")
+        require_file(p, key, _files_in(p, key))
     kinds = {_FORMATS.get(p.suffix.lower()) for p in paths}
     if None in kinds:
         bad = next(p for p in paths if p.suffix.lower() not in _FORMATS)
@@ -131,6 +131,15 @@ def _read_files(files: list[str], cfg: DataConfig, cache: Path, key: str) -> dat
             f"{key}: cannot read {', '.join(map(str, paths))}: {e.__cause__ or e}"
         ) from e
     return _text_column(ds, cfg.text_field, f"{key} ({', '.join(map(str, paths))})")
+
+
+def _files_in(path: Path, key: str) -> str:
+    """For a directory given as a corpus file: the setting naming the files in it instead."""
+    if not path.is_dir():
+        return ""
+    found = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in _FORMATS)
+    listed = ",".join(found[:3]) + (",…" if len(found) > 3 else "") or f"{path}/FILE.txt"
+    return f"; name the files in it: {key}=[{listed}]"
 
 
 def _check_utf8(path: Path) -> None:
@@ -203,3 +212,15 @@ def _describe(cfg: DataConfig) -> str:
     if cfg.source is Source.hf:
         return f"hub dataset {cfg.name}"
     return "the standard library's docstrings"
+
+
+def check_config(cfg: DataConfig) -> None:
+    """What the data settings alone show cannot work (before any file is read)."""
+    if cfg.source is Source.text_files and not cfg.train_files:
+        raise ConfigError("data.train_files is empty: name at least one file")
+    if cfg.source is Source.hf and not cfg.name:
+        raise ConfigError("data.name is required with data=hf")
+    if not 0 < cfg.validation_fraction < 1:
+        raise ConfigError(
+            f"data.validation_fraction={cfg.validation_fraction} must be between 0 and 1"
+        )

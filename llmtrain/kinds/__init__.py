@@ -52,6 +52,13 @@ class Kind(Protocol):
 
 # Task name -> kind module; any other name is sequence classification (GLUE, custom).
 KINDS = {"ner": "tagging", "squad": "qa", "squad_v2": "qa"}
+# Kind module -> the model head it trains (llmtrain.models.build_head).
+_HEADS = {"classification": "classify", "tagging": "tag", "qa": "qa"}
+
+
+def head(task: str) -> str:
+    """The model head task `task` trains and scores."""
+    return _HEADS[KINDS.get(task, "classification")]
 
 
 def load_kind(

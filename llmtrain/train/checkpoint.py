@@ -40,7 +40,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from llmtrain.config import RESUME_FREE_KEYS
+from llmtrain.config import LENGTH_KEYS, RESUME_FREE_KEYS
 from llmtrain.errors import ConfigError
 from llmtrain.rundir import RunDir
 
@@ -150,6 +150,19 @@ def find_resume(run: RunDir, resume: str, warn: Any) -> Path | None:
     if reason is not None:
         raise ConfigError(f"trainer.resume={resume}: the checkpoint is {reason}")
     return path
+
+
+def finished(run: RunDir, config: dict[str, Any]) -> bool:
+    """Whether the run directory holds this run already finished: a summary.json, and a newest
+    checkpoint written with the same settings and length of training (a run given more steps
+    continues instead)."""
+    found = run.list_checkpoints()
+    if not run.summary.is_file() or not found or problem(found[-1]) is not None:
+        return False
+    saved = json.loads((found[-1] / "trainer_state.json").read_text())["config"]
+    old, new = _flatten(saved), _flatten(config)
+    same_length = all(old.get(key) == new.get(key) for key in LENGTH_KEYS)
+    return same_length and not changed_settings(saved, config)
 
 
 def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -110,13 +110,18 @@ def sharded_state(accelerator: Accelerator) -> bool:
     return plugin is not None and "SHARDED" in str(plugin.state_dict_type)
 
 
+def from_main(accelerator: Accelerator, value: Any) -> Any:
+    """Rank 0's `value` (picklable), on every rank: what the main process decided."""
+    if accelerator.num_processes == 1:
+        return value
+    chosen = [value]
+    broadcast_object_list(chosen, from_process=0)
+    return chosen[0]
+
+
 def shared_run_dir(accelerator: Accelerator, run_dir: Path) -> Path:
     """Rank 0's run directory, for every rank (the others' Hydra wrote nowhere)."""
-    if accelerator.num_processes == 1:
-        return run_dir
-    chosen = [str(run_dir)]
-    broadcast_object_list(chosen, from_process=0)
-    return Path(chosen[0])
+    return Path(from_main(accelerator, str(run_dir)))
 
 
 def gather(accelerator: Accelerator, value: object) -> list:

@@ -94,7 +94,6 @@ def check_trainer(cfg: TrainerConfig) -> None:
     for key in (
         "eval_every",
         "save_every",
-        "warmup_steps",
         "keep_last",
         "num_workers",
         "weight_decay",
@@ -109,9 +108,22 @@ def check_trainer(cfg: TrainerConfig) -> None:
         raise ConfigError(f"trainer.epochs={cfg.epochs} must be positive")
     if cfg.eval_batches is not None and cfg.eval_batches <= 0:
         raise ConfigError(f"trainer.eval_batches={cfg.eval_batches} must be positive or null")
-    if cfg.warmup_ratio is not None and not 0 <= cfg.warmup_ratio < 1:
+    if not 0 <= cfg.warmup_ratio < 1:
         raise ConfigError(f"trainer.warmup_ratio={cfg.warmup_ratio} must be in [0, 1)")
+    if cfg.warmup_steps is not None and cfg.warmup_steps < 0:
+        raise ConfigError(f"trainer.warmup_steps={cfg.warmup_steps} must not be negative")
     parse_budget(cfg.budget)
+    if cfg.epochs is None and cfg.budget is None:
+        _check_warmup(cfg, cfg.max_steps)
+
+
+def _check_warmup(cfg: TrainerConfig, steps: int) -> None:
+    """A warm-up set in steps must be shorter than training (a share of the run always is)."""
+    if cfg.warmup_steps is not None and cfg.warmup_steps >= steps:
+        raise ConfigError(
+            f"trainer.warmup_steps={cfg.warmup_steps} is not shorter than training ({steps} "
+            "steps): lower it, or leave it unset for trainer.warmup_ratio of the run"
+        )
 
 
 def total_steps(cfg: TrainerConfig, n_examples: int, world: int) -> int:
@@ -128,10 +140,7 @@ def total_steps(cfg: TrainerConfig, n_examples: int, world: int) -> int:
     steps = (
         cfg.max_steps if cfg.epochs is None else math.ceil(cfg.epochs * per_epoch / cfg.grad_accum)
     )
-    if cfg.warmup_ratio is None and cfg.warmup_steps >= steps:
-        raise ConfigError(
-            f"trainer.warmup_steps={cfg.warmup_steps} is not shorter than training ({steps} steps)"
-        )
+    _check_warmup(cfg, steps)
     return steps
 
 
@@ -163,9 +172,7 @@ def fit(
     world = accelerator.num_processes
     steps = total_steps(cfg, len(train_set), world)
     optimizer = build_optimizer(model, cfg, accelerator.device.type)
-    # A budget run's warm-up is a share of steps not known yet: 0.1 unless warmup_ratio says
-    ratio = 0.1 if cfg.warmup_ratio is None and cfg.budget is not None else cfg.warmup_ratio
-    horizon = Horizon(steps, cfg.warmup_steps, ratio)
+    horizon = Horizon(steps, cfg.warmup_steps, cfg.warmup_ratio)
     scheduler = build_scheduler(optimizer, cfg, horizon)
     module, optimizer = accelerator.prepare(LossModule(model, objective.loss), optimizer)
     # Sharded weights exist only inside the wrapper's forward: evaluate through it, every
@@ -363,6 +370,7 @@ def fit(
         last_eval = log_eval()
     return {
         "steps": pos.step,
+        "skipped_steps": pos.skipped_steps,
         "tokens": pos.tokens,
         "train_seconds": pos.train_seconds,
         "tokens_per_s": pos.tokens / max(pos.train_seconds, 1e-9),

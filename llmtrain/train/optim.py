@@ -25,15 +25,15 @@ def build_optimizer(
 @dataclass
 class Horizon:
     """The steps the schedule spans (a budget run moves them as it re-plans; the schedule reads
-    them at every step) and its warm-up: `warmup_ratio` of them, or `warmup_steps`."""
+    them at every step) and its warm-up: `warmup_steps`, or else `warmup_ratio` of them."""
 
     steps: int
-    warmup_steps: int
-    warmup_ratio: float | None = None
+    warmup_steps: int | None
+    warmup_ratio: float = 0.1
 
     @property
     def warmup(self) -> int:
-        if self.warmup_ratio is None:
+        if self.warmup_steps is not None:
             return self.warmup_steps
         return round(self.warmup_ratio * self.steps)
 
