@@ -15,8 +15,10 @@ from llmtrain.console import Console
 from llmtrain.errors import ConfigError
 
 
-def require(recipe: RecipeConfig | None, command: str) -> None:
-    """Refuse a recipe for another command, or one whose tolerances cannot be met."""
+def require(cfg: Any, command: str) -> None:
+    """Refuse a recipe (`cfg.recipe`, of a command's config `cfg`) for another command, one whose
+    tolerances cannot be met, or one whose required keys (`recipe.requires`) are not given."""
+    recipe = cfg.recipe
     if recipe is None:
         return
     if recipe.command != command:
@@ -26,6 +28,18 @@ def require(recipe: RecipeConfig | None, command: str) -> None:
     for key, expected in recipe.expected.items():
         if expected.tolerance < 0:
             raise ConfigError(f"recipe.expected.{key}.tolerance={expected.tolerance} is negative")
+    for key in recipe.requires:
+        if _value(cfg, key) in (None, "", []):
+            raise ConfigError(f"recipe={recipe.name} needs {key}: set it, e.g. {key}=...")
+
+
+def _value(cfg: Any, key: str) -> Any:
+    node = cfg
+    for name in key.split("."):
+        if not hasattr(node, name):
+            raise ConfigError(f"recipe.requires names {key}, which is no key of this command")
+        node = getattr(node, name)
+    return node
 
 
 def verdict(recipe: RecipeConfig, summary: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""Recipes: a run says whether it reproduced the recipe's figures, and `make recipes`' checker
-(scripts/recipes.py) fails on a run that did not. (Each recipe composing: test_config.py.)"""
+"""Recipes: each shipped recipe composes with its required keys given and fails in one line
+without one; a run says whether it reproduced the recipe's figures; `make recipes`
+(scripts/recipes.py) gives each recipe its inputs, in order, and fails on a run that did not
+reproduce."""
 
 from __future__ import annotations
 
@@ -9,12 +11,84 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
+from omegaconf import OmegaConf
 
-from llmtrain.config import ExpectedMetric, RecipeConfig
+from llmtrain.config import ExpectedMetric, FinetuneConfig, PretrainConfig, RecipeConfig
 from llmtrain.recipes import verdict
 
 CHECKER = Path(__file__).resolve().parents[1] / "scripts" / "recipes.py"
+RECIPES = Path(__file__).resolve().parents[1] / "configs" / "recipe"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("recipes_script", CHECKER)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+SCRIPT = _script()
+
+
+def _recipe(name: str) -> tuple[str, list[str]]:
+    """A shipped recipe's command and required keys (recipe.requires)."""
+    recipe = OmegaConf.load(RECIPES / f"{name}.yaml").recipe
+    return recipe.command, list(recipe.get("requires", []))
+
+
+def _given(keys) -> list[str]:
+    """A stand-in value for each required key (composition does not read them)."""
+    return [f"{k}=[a.txt]" if k in SCRIPT.LIST_KEYS else f"{k}=some/dir" for k in keys]
+
+
+NAMES = sorted(p.stem for p in RECIPES.glob("*.yaml"))
+MISSING = [(name, key) for name in NAMES for key in _recipe(name)[1]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_recipe_composes_with_its_required_keys(name, cache_dir):
+    command, required = _recipe(name)
+    assert set(required) == set(SCRIPT.INPUTS.get(name, {}))  # `make recipes` gives them all
+    header = (RECIPES / f"{name}.yaml").read_text().split("defaults:")[0]
+    assert f"llmtrain {command} recipe={name}" in header  # the command line a user types...
+    assert all(f"{key}=" in header for key in required)  # ...with its required keys
+    result = run_cli([command, f"recipe={name}", *_given(required), "--cfg", "job"], cache_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cfg = OmegaConf.create(result.stdout)
+    schema = {"pretrain": PretrainConfig, "finetune": FinetuneConfig}[command]
+    assert isinstance(OmegaConf.to_object(OmegaConf.merge(schema, cfg)), schema)  # validates
+    for given in _given(required):
+        key, value = given.split("=", 1)
+        assert str(OmegaConf.select(cfg, key)).replace("'", "") == value
+    recipe = cfg.recipe
+    assert recipe.name == name and recipe.command == command and recipe.expected
+    if recipe.device == "cpu":  # measured here: every figure has a value and the note says when
+        assert all(e.value is not None for e in recipe.expected.values())
+        assert "2026" in recipe.measured
+    else:
+        assert recipe.measured.startswith("not yet measured")
+    if recipe.get("starts_from"):
+        assert recipe.starts_from in NAMES
+
+
+def test_the_sst2_recipe_pins_learning_not_the_majority_class():
+    expected = OmegaConf.load(RECIPES / "sst2-minilm.yaml").recipe.expected.best_accuracy
+    assert expected.value - expected.tolerance >= 0.80  # the majority class is 0.509
+
+
+@pytest.mark.parametrize(("name", "key"), MISSING)
+def test_a_recipe_without_a_required_key_fails_in_one_line(name, key, cache_dir, tmp_path):
+    command, required = _recipe(name)
+    others = _given(k for k in required if k != key)
+    result = run_cli(
+        [command, f"recipe={name}", *others, f"hydra.run.dir={tmp_path / 'run'}"], cache_dir
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"llmtrain {command}: error: recipe={name} needs {key}: set it, e.g. {key}=...\n"
+    )
 
 
 def _check(*runs: Path) -> subprocess.CompletedProcess:
@@ -97,10 +171,53 @@ def test_a_recipe_for_another_command_is_refused(cache_dir):
     assert "recipe/bert-tiny-stdlib" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
-def test_make_recipes_runs_each_cpu_recipe_after_the_one_it_starts_from():
-    spec = importlib.util.spec_from_file_location("recipes_script", CHECKER)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    order = [r["name"] for r in script.cpu_recipes()]
-    assert set(order) == {"bert-tiny-stdlib", "gpt2-tiny-shakespeare", "sst2-bert-tiny-stdlib"}
-    assert order.index("bert-tiny-stdlib") < order.index("sst2-bert-tiny-stdlib")
+def test_make_recipes_gives_each_cpu_recipe_its_inputs(tmp_path):
+    recipes = {r["name"]: r for r in SCRIPT.cpu_recipes()}
+    assert set(recipes) == {"bert-tiny-stdlib", "gpt2-tiny-shakespeare", "sst2-minilm"}
+    out = tmp_path / "out"
+    assert SCRIPT.recipe_args(recipes["bert-tiny-stdlib"], out) == [
+        "recipe=bert-tiny-stdlib",
+        f"hydra.run.dir={out / 'bert-tiny-stdlib'}",
+    ]
+    data = CHECKER.parents[2] / "shared" / "data"  # ../shared next to the repository
+    assert SCRIPT.DATA == data
+    shakespeare = data / "tinyshakespeare" / "input.txt"
+    if shakespeare.is_file():
+        args = SCRIPT.recipe_args(recipes["gpt2-tiny-shakespeare"], out)
+        assert args[2:] == [f"data.train_files=[{shakespeare}]"]
+    minilm = SCRIPT.INPUTS["sst2-minilm"]["model.name_or_path"].find()
+    if (data / "sst2").is_dir() and minilm is not None:
+        args = SCRIPT.recipe_args(recipes["sst2-minilm"], out)
+        assert args[2:] == [f"task.data_dir={data / 'sst2'}", f"model.name_or_path={minilm}"]
+        assert (minilm / "config.json").is_file()
+
+
+def test_make_recipes_runs_a_recipe_after_the_one_it_starts_from(tmp_path, monkeypatch):
+    recipe_dir = tmp_path / "configs" / "recipe"
+    recipe_dir.mkdir(parents=True)
+    (recipe_dir / "a-finetune.yaml").write_text(
+        "recipe: {name: a-finetune, command: finetune, device: cpu, starts_from: z-pretrain}\n"
+    )
+    (recipe_dir / "z-pretrain.yaml").write_text(
+        "recipe: {name: z-pretrain, command: pretrain, device: cpu}\n"
+    )
+    (recipe_dir / "gpu.yaml").write_text("recipe: {name: gpu, command: pretrain, device: gpu}\n")
+    monkeypatch.setattr(SCRIPT, "ROOT", tmp_path)
+    ordered = SCRIPT.cpu_recipes()
+    assert [r["name"] for r in ordered] == ["z-pretrain", "a-finetune"]
+    assert SCRIPT.recipe_args(ordered[1], tmp_path / "out")[2:] == [
+        f"model.name_or_path={tmp_path / 'out' / 'z-pretrain' / 'final'}"
+    ]
+
+
+def test_make_recipes_does_not_run_a_recipe_whose_input_is_not_here(tmp_path, monkeypatch, capsys):
+    recipe = {"name": "r", "command": "finetune"}
+    absent = SCRIPT.Package("llmtrain_no_such_package", "model", "no-such-model")
+    monkeypatch.setitem(SCRIPT.INPUTS, "r", {"model.name_or_path": absent})
+    with pytest.raises(SCRIPT.NotHere, match="not installed: .*pip install no-such-model$"):
+        SCRIPT.recipe_args(recipe, tmp_path)
+    monkeypatch.setitem(SCRIPT.INPUTS, "r", {"task.data_dir": tmp_path / "nowhere"})
+    with pytest.raises(SCRIPT.NotHere, match=r"nowhere \(task.data_dir\) is not there"):
+        SCRIPT.recipe_args(recipe, tmp_path)
+    assert SCRIPT.check([], not_run=1) == 1  # a recipe not run fails `make recipes`
+    assert "recipes: 0 of 1 reproduced (1 not run)" in capsys.readouterr().out
