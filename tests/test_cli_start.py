@@ -59,8 +59,7 @@ def test_finetune_takes_the_max_steps_given(mlm_run, cache_dir, tmp_path):
         (["trainer.max_steps=50", "trainer.warmup_steps=100"], "trainer.warmup_steps=100"),
         (["trainer.block_size=1024"], "512 positions"),
         (["model.dropout=1.5"], "model.dropout=1.5"),
-        (["objective.mlm_probability=0"], "objective.mlm_probability=0"),
-        (
+        (  # an option combination (ranges of the objective's own: tests/test_objectives.py)
             ["objective=clm", "model=gpt2-tiny", "objective.whole_word_mask=true"],
             "objective.whole_word_mask",
         ),
