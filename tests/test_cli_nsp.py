@@ -82,25 +82,32 @@ def test_one_document_is_refused_in_one_line(cache_dir, tmp_path):
     assert "training split has 1 document" in line and "blank line" in line
 
 
+# docs/benchmarks.md's measured NSP run, as printed there
+MEASURED = [
+    "pretrain",
+    "objective=mlm_nsp",
+    "model=bert-tiny",
+    "tokenizer.vocab_size=2000",
+    "trainer.block_size=64",
+    "trainer.lr=2e-3",
+    "trainer.schedule=constant",
+    "trainer.max_steps=3000",
+]
+
+
+def test_the_measured_nsp_run_is_the_documented_one():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md").read_text()
+    printed = " ".join(page.replace("\\\n", " ").split())
+    assert "llmtrain " + " ".join(MEASURED) in printed
+
+
 @pytest.mark.slow
 def test_nsp_accuracy_rises_on_the_embedded_corpus(tmp_path, cache_dir):
-    """The README's measured run (3.5 minutes on 2 idle cores, data included): NSP sits at
-    chance while the MLM loss leaves its plateau, then rises to ~0.63 on the held-out pairs."""
+    """docs/benchmarks.md's measured run (3.5 minutes on 2 idle cores, data included): NSP sits
+    at chance while the MLM loss leaves its plateau, then rises to ~0.63 on the held-out pairs."""
     run = tmp_path / "run"
-    args = [
-        "pretrain",
-        "objective=mlm_nsp",
-        "model=bert-tiny",
-        "tokenizer.vocab_size=2000",
-        "trainer.block_size=64",
-        "trainer.lr=2e-3",
-        "trainer.schedule=constant",
-        "trainer.max_steps=3000",
-        "trainer.eval_every=100",
-        "trainer.log_every=50",
-        "trainer.save_every=0",
-        f"hydra.run.dir={run}",
-    ]
+    cadence = ["trainer.eval_every=100", "trainer.log_every=50", "trainer.save_every=0"]
+    args = [*MEASURED, *cadence, f"hydra.run.dir={run}"]
     result = run_cli(args, cache_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     evals = [r["nsp_accuracy"] for r in read_metrics(run) if r["split"] == "eval"]

@@ -86,6 +86,8 @@ def test_a_finetune_config_mistake_is_named_before_any_data_is_read(cache_dir, t
 
 def test_the_readme_sweep_line_runs_as_printed(tiny_sweep):
     """`llmtrain pretrain -m trainer.lr=1e-3,3e-4` in its default sweep directory."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "llmtrain pretrain -m trainer.lr=1e-3,3e-4\n" in readme  # the line tiny_sweep runs
     assert tiny_sweep.parent.parent.name == "pretrain"
     for job in ("0", "1"):
         assert (tiny_sweep / job / "summary.json").is_file()

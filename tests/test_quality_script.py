@@ -1,7 +1,8 @@
-"""scripts/sst2_quality.sh, the script behind the README's SST-2 quality table, end to end on a
-GLUE-layout fixture with a few steps: every start fine-tunes, the controlled fresh start shares
-the pretraining's tokenizer, the summary prints the table and the seed-by-seed difference, and
-a fine-tune that fails is named and fails the script instead of dropping out of the table."""
+"""scripts/sst2_quality.sh, the script behind docs/benchmarks.md's SST-2 quality table, end to
+end on a GLUE-layout fixture with a few steps: every start fine-tunes, the controlled fresh start
+shares the pretraining's tokenizer, the summary prints the table and the seed-by-seed
+difference, and a fine-tune that fails is named and fails the script instead of dropping out of
+the table."""
 
 from __future__ import annotations
 
