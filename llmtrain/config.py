@@ -326,11 +326,16 @@ class LoggerConfig:
     )
 
 
+# GLUE's tasks in the leaderboard's order: the one list of their names. The GLUE registry
+# (llmtrain/data/tasks.py) holds a spec for each, in this order; the names live here because the
+# schema, which `llmtrain --help` imports without torch or datasets, defaults glue.tasks to them.
+GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
+
+
 @dataclass
 class GlueConfig:
     tasks: list[str] = opt(
-        help="the GLUE tasks the suite fine-tunes on, in order",
-        factory=lambda: ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"],
+        help="the GLUE tasks the suite fine-tunes on, in order", factory=lambda: list(GLUE_TASKS)
     )
     data_dir: str | None = opt(
         None,
