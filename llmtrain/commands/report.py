@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from llmtrain.atomic import atomic_dir
+from llmtrain.comparison import find_runs, markdown, plot
 from llmtrain.errors import ConfigError
-from llmtrain.report import find_runs, markdown, plot
 
 USAGE = """usage: llmtrain report DIR [DIR …] [--out OUT]
   DIR    a run directory, a sweep (multirun) directory, or any folder with runs beneath it;
