@@ -24,7 +24,7 @@ COMMANDS = {
     "finetune": "fine-tune a model on a GLUE task or a local labelled file (task=…)",
     "evaluate": "a model's task metrics and predictions (task=…) or perplexity (data=…)",
     "tokenizer": "tokenizer train: train and save the tokenizer pretrain would train (data=…)",
-    "report": "RUN_DIR|SWEEP_DIR…: a table of runs by main metric, and plots of their curves",
+    "report": "DIR… [--out OUT]: a table of runs by main metric, and plots of their curves",
     "generate": 'RUN_DIR prompt="…": continue a prompt with a CLM run\'s model',
     "fill-mask": 'RUN_DIR text="… [MASK] …": an MLM run\'s guesses for the masked words',
     "glue": "fine-tune one model on each GLUE task in turn; one table (glue.md, glue.json)",
@@ -49,18 +49,28 @@ def config_dir() -> Path:
 
 
 def usage() -> str:
+    """`llmtrain --help`: the commands, the config groups (the schema's), and examples."""
+    import textwrap
+
+    from llmtrain.config import GROUPS  # the schema, without torch
+
     lines = [
         "usage: llmtrain COMMAND [key=value ...] [-m] [--quiet] [--cfg job] [--help]",
         "",
         "commands:",
     ]
     lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    groups = (
+        f"groups: {', '.join(GROUPS)}; pick one with group=option, set any key with "
+        "group.key=value; `llmtrain COMMAND --help` lists the options. --quiet: only warnings "
+        "and the summary."
+    )
     lines += [
         "",
         f"configs: {config_dir()}",
-        "  groups: data, tokenizer, model, objective, task, trainer, distributed, logger, glue,",
-        "  recipe; pick one with group=option, set any key with group.key=value; `llmtrain",
-        "  COMMAND --help` lists the options. --quiet: only warnings and the summary.",
+        *textwrap.wrap(
+            groups, 94, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False
+        ),
         "",
         "examples:",
         "  llmtrain pretrain objective=mlm",
@@ -151,7 +161,13 @@ def _end(command: str, failures: list[tuple[str, int]]) -> None:
 
 
 def _run_plain(command: str, argv: list[str]) -> None:
-    """A command without Hydra or a run directory: its module parses `argv` itself."""
+    """A command without Hydra or a run directory: its module parses `argv` itself; its --help
+    comes from its schema, before the module (and torch) is imported."""
+    if "--help" in argv or "-h" in argv:
+        from llmtrain.help import plain_help
+
+        print(plain_help(command))
+        return
     try:
         importlib.import_module(f"llmtrain.commands.{PLAIN[command]}").main(argv)
     except Exception as e:

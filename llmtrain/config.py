@@ -541,7 +541,7 @@ class TokenizerTrainConfig:
 class GenerateConfig:
     """`llmtrain generate RUN_DIR key=value…` (parsed without Hydra: no run directory)."""
 
-    prompt: str = opt("", "text the model continues")
+    prompt: str = opt("", "text the model continues; empty: from the start-of-text token")
     max_new_tokens: int = opt(50, "tokens to generate")
     temperature: float = opt(0.8, "sampling temperature; 0: greedy decoding")
     top_k: int = opt(50, "sample from the k most likely tokens; 0: no limit")

@@ -81,15 +81,12 @@ def global_batch(trainer: TrainerConfig, accelerator: Accelerator, unit: str) ->
     )
 
 
-def parse_plain(argv: list[str], schema: type, usage: str) -> tuple[list[str], Any] | None:
+def parse_plain(argv: list[str], schema: type) -> tuple[list[str], Any]:
     """`PATH… key=value…` for a command without Hydra, checked against the dataclass `schema`
-    as Hydra would (a misspelt key or a wrong type is an error); None after printing `usage`
-    for --help. Values are taken as typed (a prompt is never parsed as YAML)."""
+    as Hydra would (a misspelt key or a wrong type is an error). Values are taken as typed (a
+    prompt is never parsed as YAML). Its --help is the CLI's (llmtrain.help.plain_help)."""
     from omegaconf import OmegaConf
 
-    if "--help" in argv or "-h" in argv:
-        print(usage)
-        return None
     paths = [a for a in argv if "=" not in a]
     pairs = dict(a.split("=", 1) for a in argv if "=" in a)
     known = list(schema.__dataclass_fields__)
