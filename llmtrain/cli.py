@@ -212,10 +212,11 @@ def _run_hydra(command: str, wants_traceback: bool) -> list[tuple[str, int]]:
 
 
 def _job(command: str, cfg: Any) -> Any:
-    """One Hydra job: the run directory held (rank 0), its .hydra/ written, the recipe run."""
+    """One Hydra job: the run directory held (rank 0), its .hydra/ written, the command run."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from llmtrain.commands import run_command
     from llmtrain.config import settle
     from llmtrain.new_dirs import created_for
     from llmtrain.rundir import claimed
@@ -226,16 +227,15 @@ def _job(command: str, cfg: Any) -> Any:
     settle(cfg, overrides)
     schema = OmegaConf.to_object(cfg)  # typed dataclasses; fails on a missing value
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    recipe = importlib.import_module(f"llmtrain.commands.{command}")
     if int(os.environ.get("RANK", "0")) > 0:  # rank 0 holds the directory for the launch
-        return recipe.run(schema, run_dir, resolved, overrides)
+        return run_command(command, schema, run_dir, resolved, overrides)
     with claimed(run_dir, created_for(run_dir)):
         saved = run_dir / ".hydra"
         saved.mkdir(exist_ok=True)
         OmegaConf.save(cfg, saved / "config.yaml")
         OmegaConf.save(HydraConfig.instance().cfg, saved / "hydra.yaml")
         OmegaConf.save(hydra_cfg.overrides.task, saved / "overrides.yaml")
-        return recipe.run(schema, run_dir, resolved, overrides)
+        return run_command(command, schema, run_dir, resolved, overrides)
 
 
 def _directory_error(e: OSError) -> Exception:

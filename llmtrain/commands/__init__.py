@@ -1,13 +1,15 @@
-"""One recipe per command: each wires the components together and reads top to bottom.
+"""One module per command: each wires the components together and reads top to bottom.
 
-A Hydra command's recipe is `run(cfg, run_dir, resolved, overrides)`: its config schema, the run
+A Hydra command is `run(cfg, run_dir, resolved, overrides)`: its config schema, the run
 directory Hydra chose, the resolved config (saved with checkpoints) and the command-line
 overrides in effect (shown in the header). Commands without a run directory (report, generate,
-fill-mask) are `main(argv)`.
+fill-mask) are `main(argv)`. Commands never import each other: one that runs another (glue runs
+finetune per task) goes through `run_command`, as the CLI does.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,17 @@ if TYPE_CHECKING:  # imported where used: `llmtrain report` needs no torch
 
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
+
+
+def run_command(
+    name: str, cfg: Any, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
+) -> Any:
+    """Run the Hydra command `name` (the module llmtrain.commands.<name>) on its composed config:
+    the one dispatch path, for the CLI's job and for a command that runs another. Imported by
+    name, so a command's dependencies (torch, datasets) load only when it runs."""
+    return importlib.import_module(f"llmtrain.commands.{name}").run(
+        cfg, run_dir, resolved, overrides
+    )
 
 
 def start(
