@@ -24,7 +24,7 @@ COMMANDS = {
     "finetune": "fine-tune a model on a GLUE task or a local labelled file (task=…)",
     "evaluate": "a model's task metrics and predictions (task=…) or perplexity (data=…)",
     "tokenizer": "tokenizer train: train and save the tokenizer pretrain would train (data=…)",
-    "report": "RUN_DIR|SWEEP_DIR…: a table of runs by main metric, and plots of their curves",
+    "report": "DIR… [--out OUT]: a table of runs by main metric, and plots of their curves",
     "generate": 'RUN_DIR prompt="…": continue a prompt with a CLM run\'s model',
     "fill-mask": 'RUN_DIR text="… [MASK] …": an MLM run\'s guesses for the masked words',
     "glue": "fine-tune one model on each GLUE task in turn; one table (glue.md, glue.json)",
@@ -49,18 +49,28 @@ def config_dir() -> Path:
 
 
 def usage() -> str:
+    """`llmtrain --help`: the commands, the config groups (the schema's), and examples."""
+    import textwrap
+
+    from llmtrain.config import GROUPS  # the schema, without torch
+
     lines = [
         "usage: llmtrain COMMAND [key=value ...] [-m] [--quiet] [--cfg job] [--help]",
         "",
         "commands:",
     ]
     lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    groups = (
+        f"groups: {', '.join(GROUPS)}; pick one with group=option, set any key with "
+        "group.key=value; `llmtrain COMMAND --help` lists the options. --quiet: only warnings "
+        "and the summary."
+    )
     lines += [
         "",
         f"configs: {config_dir()}",
-        "  groups: data, tokenizer, model, objective, task, trainer, distributed, logger, glue,",
-        "  recipe; pick one with group=option, set any key with group.key=value; `llmtrain",
-        "  COMMAND --help` lists the options. --quiet: only warnings and the summary.",
+        *textwrap.wrap(
+            groups, 94, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False
+        ),
         "",
         "examples:",
         "  llmtrain pretrain objective=mlm",
@@ -151,7 +161,13 @@ def _end(command: str, failures: list[tuple[str, int]]) -> None:
 
 
 def _run_plain(command: str, argv: list[str]) -> None:
-    """A command without Hydra or a run directory: its module parses `argv` itself."""
+    """A command without Hydra or a run directory: its module parses `argv` itself; its --help
+    comes from its schema, before the module (and torch) is imported."""
+    if "--help" in argv or "-h" in argv:
+        from llmtrain.help import plain_help
+
+        print(plain_help(command))
+        return
     try:
         importlib.import_module(f"llmtrain.commands.{PLAIN[command]}").main(argv)
     except Exception as e:
@@ -196,10 +212,11 @@ def _run_hydra(command: str, wants_traceback: bool) -> list[tuple[str, int]]:
 
 
 def _job(command: str, cfg: Any) -> Any:
-    """One Hydra job: the run directory held (rank 0), its .hydra/ written, the recipe run."""
+    """One Hydra job: the run directory held (rank 0), its .hydra/ written, the command run."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from llmtrain.commands import run_command
     from llmtrain.config import settle
     from llmtrain.new_dirs import created_for
     from llmtrain.rundir import claimed
@@ -210,16 +227,15 @@ def _job(command: str, cfg: Any) -> Any:
     settle(cfg, overrides)
     schema = OmegaConf.to_object(cfg)  # typed dataclasses; fails on a missing value
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    recipe = importlib.import_module(f"llmtrain.commands.{command}")
     if int(os.environ.get("RANK", "0")) > 0:  # rank 0 holds the directory for the launch
-        return recipe.run(schema, run_dir, resolved, overrides)
+        return run_command(command, schema, run_dir, resolved, overrides)
     with claimed(run_dir, created_for(run_dir)):
         saved = run_dir / ".hydra"
         saved.mkdir(exist_ok=True)
         OmegaConf.save(cfg, saved / "config.yaml")
         OmegaConf.save(HydraConfig.instance().cfg, saved / "hydra.yaml")
         OmegaConf.save(hydra_cfg.overrides.task, saved / "overrides.yaml")
-        return recipe.run(schema, run_dir, resolved, overrides)
+        return run_command(command, schema, run_dir, resolved, overrides)
 
 
 def _directory_error(e: OSError) -> Exception:

@@ -7,18 +7,21 @@ error types are imported here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
 from llmtrain.errors import ConfigError
 
 
-def opt(default: Any = None, help: str = "", factory: Any = None) -> Any:
-    """A dataclass field with a one-line help text."""
+def opt(default: Any = None, help: str = "", factory: Any = None, resume_free: bool = False) -> Any:
+    """A dataclass field with a one-line help text. `resume_free`: the key may change between a
+    checkpoint and its resumption without changing what is trained (RESUME_FREE_KEYS)."""
+    metadata = {"help": help, "resume_free": resume_free}
     if factory is not None:
-        return field(default_factory=factory, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 CACHE_DIR = "${oc.env:LLMTRAIN_CACHE,${oc.env:HOME,.}/.cache/llmtrain}"
@@ -137,7 +140,7 @@ class DataConfig:
         "concat: attention crosses documents in a block; document: each token sees its own "
         "document only",
     )
-    cache_dir: str = opt(CACHE_DIR, CACHE_HELP)
+    cache_dir: str = opt(CACHE_DIR, CACHE_HELP, resume_free=True)
 
 
 @dataclass
@@ -194,11 +197,17 @@ class ObjectiveConfig:
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = opt(1000, "optimizer steps to train for (given: wins over a default epochs)")
-    budget: str | None = opt(
-        None, "wall-clock budget (20m, 1h30m, 90s, seconds): replaces max_steps and epochs"
+    max_steps: int = opt(
+        1000, "optimizer steps to train for (given: wins over a default epochs)", resume_free=True
     )
-    epochs: float | None = opt(None, "train this many passes over the data instead of max_steps")
+    budget: str | None = opt(
+        None,
+        "wall-clock budget (20m, 1h30m, 90s, seconds): replaces max_steps and epochs",
+        resume_free=True,
+    )
+    epochs: float | None = opt(
+        None, "train this many passes over the data instead of max_steps", resume_free=True
+    )
     batch_size: int = opt(32, "sequences per device per micro-batch")
     grad_accum: int = opt(1, "micro-batches per optimizer step")
     block_size: int = opt(128, "tokens per packed training sequence")
@@ -212,30 +221,46 @@ class TrainerConfig:
     max_grad_norm: float = opt(1.0, "clip the gradient norm to this; 0: no clipping")
     precision: Precision = opt(Precision.no, "mixed precision: no, bf16, fp16 (fp16: GPU only)")
     compile: bool = opt(
-        False, "torch.compile model and loss (inductor); the first step's time includes it"
+        False,
+        "torch.compile model and loss (inductor); the first step's time includes it",
+        resume_free=True,
     )
     seed: int = opt(42, "seed for initialisation, data order and masking")
-    log_every: int = opt(20, "steps between train rows in metrics.jsonl")
-    eval_every: int = opt(200, "steps between evaluations (and one at the end)")
-    eval_batches: int | None = opt(None, "cap on batches per evaluation; null: the whole split")
-    save_every: int = opt(500, "steps between checkpoints (and one at the end)")
-    keep_last: int = opt(2, "checkpoints kept; older ones go once a new one is complete")
-    num_workers: int = opt(0, "DataLoader worker processes")
+    log_every: int = opt(20, "steps between train rows in metrics.jsonl", resume_free=True)
+    eval_every: int = opt(200, "steps between evaluations (and one at the end)", resume_free=True)
+    eval_batches: int | None = opt(
+        None, "cap on batches per evaluation; null: the whole split", resume_free=True
+    )
+    save_every: int = opt(500, "steps between checkpoints (and one at the end)", resume_free=True)
+    keep_last: int = opt(
+        2, "checkpoints kept; older ones go once a new one is complete", resume_free=True
+    )
+    num_workers: int = opt(0, "DataLoader worker processes", resume_free=True)
     group_by_length: bool = opt(
         True, "fine-tuning, sentence pairs: batch examples of similar length (less padding)"
     )
     resume: str = opt(
-        "auto", "auto: continue from the run directory's newest good checkpoint; none; or a PATH"
+        "auto",
+        "auto: continue from the run directory's newest good checkpoint; none; or a PATH",
+        resume_free=True,
     )
     overwrite: bool = opt(
-        False, "with resume=none, start afresh in a run directory that has checkpoints"
+        False,
+        "with resume=none, start afresh in a run directory that has checkpoints",
+        resume_free=True,
     )
     allow_config_change: bool = opt(
-        False, "resume although training-relevant settings differ from the checkpoint's"
+        False,
+        "resume although training-relevant settings differ from the checkpoint's",
+        resume_free=True,
     )
-    max_bad_steps: int = opt(10, "consecutive non-finite losses or gradients before the run stops")
+    max_bad_steps: int = opt(
+        10, "consecutive non-finite losses or gradients before the run stops", resume_free=True
+    )
     early_stopping: int | None = opt(
-        None, "stop after this many evaluations without a better main metric (fine-tuning)"
+        None,
+        "stop after this many evaluations without a better main metric (fine-tuning)",
+        resume_free=True,
     )
 
 
@@ -275,7 +300,7 @@ class TaskConfig:
     null_threshold: float = opt(
         0.0, "squad_v2: answer nothing when the null score beats the best span by more than this"
     )
-    cache_dir: str = opt(CACHE_DIR, CACHE_HELP)
+    cache_dir: str = opt(CACHE_DIR, CACHE_HELP, resume_free=True)
     prompt_field: str = opt("prompt", "sft: the field holding a prompt")
     response_field: str = opt("response", "sft: the field holding the prompt's response")
     messages_field: str = opt(
@@ -288,13 +313,19 @@ class TaskConfig:
         True, "sft: several examples per max_length row, each seeing only itself; false: one a row"
     )
     samples: int | None = opt(
-        4, "sft: validation prompts generated from at each evaluation; null: all of them"
+        4,
+        "sft: validation prompts generated from at each evaluation; null: all of them",
+        resume_free=True,
     )
-    max_new_tokens: int = opt(64, "sft: longest generation, in tokens")
-    do_sample: bool = opt(False, "sft: sample the generations (seeded); false: greedy")
-    temperature: float = opt(1.0, "sft: sampling temperature (do_sample)")
-    top_p: float = opt(1.0, "sft: nucleus sampling share (do_sample)")
-    rouge: bool = opt(False, "sft: ROUGE-L of the generations against the references")
+    max_new_tokens: int = opt(64, "sft: longest generation, in tokens", resume_free=True)
+    do_sample: bool = opt(
+        False, "sft: sample the generations (seeded); false: greedy", resume_free=True
+    )
+    temperature: float = opt(1.0, "sft: sampling temperature (do_sample)", resume_free=True)
+    top_p: float = opt(1.0, "sft: nucleus sampling share (do_sample)", resume_free=True)
+    rouge: bool = opt(
+        False, "sft: ROUGE-L of the generations against the references", resume_free=True
+    )
 
 
 @dataclass
@@ -312,25 +343,38 @@ class LoggerConfig:
     trackers: list[Tracker] = opt(
         help="experiment trackers besides metrics.jsonl: tensorboard, wandb, mlflow (any of them)",
         factory=list,
+        resume_free=True,
     )
-    project: str = opt("llmtrain", "project / experiment name the trackers file the run under")
+    project: str = opt(
+        "llmtrain", "project / experiment name the trackers file the run under", resume_free=True
+    )
     wandb_mode: WandbMode = opt(
-        WandbMode.offline, "wandb: offline (files in <run>/wandb; `wandb sync` later), online"
+        WandbMode.offline,
+        "wandb: offline (files in <run>/wandb; `wandb sync` later), online",
+        resume_free=True,
     )
     mlflow_tracking_uri: str | None = opt(
-        None, "mlflow: tracking server or store; null: a local store, <run>/mlflow.db"
+        None,
+        "mlflow: tracking server or store; null: a local store, <run>/mlflow.db",
+        resume_free=True,
     )
     console: ConsoleMode = opt(
         ConsoleMode.auto,
         "auto: progress bar on a terminal, plain lines otherwise; plain; quiet (summary, warnings)",
+        resume_free=True,
     )
+
+
+# GLUE's tasks in the leaderboard's order: the one list of their names. The GLUE registry
+# (llmtrain/data/tasks.py) holds a spec for each, in this order; the names live here because the
+# schema, which `llmtrain --help` imports without torch or datasets, defaults glue.tasks to them.
+GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
 
 
 @dataclass
 class GlueConfig:
     tasks: list[str] = opt(
-        help="the GLUE tasks the suite fine-tunes on, in order",
-        factory=lambda: ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"],
+        help="the GLUE tasks the suite fine-tunes on, in order", factory=lambda: list(GLUE_TASKS)
     )
     data_dir: str | None = opt(
         None,
@@ -374,39 +418,6 @@ class PretrainConfig:
     recipe: RecipeConfig | None = None
 
 
-# Keys that may change between a checkpoint and its resumption without changing what is trained.
-RESUME_FREE_KEYS = {
-    "trainer.max_steps",
-    "trainer.budget",
-    "trainer.epochs",
-    "trainer.log_every",
-    "trainer.eval_every",
-    "trainer.eval_batches",
-    "trainer.save_every",
-    "trainer.keep_last",
-    "trainer.num_workers",
-    "trainer.compile",
-    "trainer.early_stopping",
-    "trainer.resume",
-    "trainer.overwrite",
-    "trainer.allow_config_change",
-    "trainer.max_bad_steps",
-    "data.cache_dir",
-    "task.cache_dir",
-    # sft: what evaluations generate, not what is trained
-    "task.samples",
-    "task.max_new_tokens",
-    "task.do_sample",
-    "task.temperature",
-    "task.top_p",
-    "task.rouge",
-    "logger.trackers",
-    "logger.project",
-    "logger.wandb_mode",
-    "logger.mlflow_tracking_uri",
-    "logger.console",
-}
-
 # Settings of which a command line gives at most one: the one given wins over the others'
 # defaults (as transformers.Trainer's max_steps overrides num_train_epochs); two given conflict.
 LENGTH_KEYS = ("trainer.max_steps", "trainer.epochs", "trainer.budget")  # how long to train
@@ -448,9 +459,25 @@ GROUPS = {
 }
 
 
+def resume_free_keys(extra: Iterable[tuple[str, type]] = ()) -> frozenset[str]:
+    """`group.key` of every field marked `resume_free` in the group schemas (GROUPS) and in
+    `extra`: (group, schema) pairs of schemas kept outside this module (e.g. task kinds')."""
+    return frozenset(
+        f"{group}.{f.name}"
+        for group, schema in [*GROUPS.items(), *extra]
+        for f in fields(schema)
+        if f.metadata.get("resume_free")
+    )
+
+
+# Keys that may change between a checkpoint and its resumption without changing what is trained:
+# how long and how often, where caches and trackers are, what SFT's evaluations generate.
+RESUME_FREE_KEYS = resume_free_keys()
+
+
 def option_tables() -> str:
     """Markdown tables of every group's keys, defaults and help (the README embeds this)."""
-    from dataclasses import MISSING, fields
+    from dataclasses import MISSING
 
     out = []
     for group, schema in GROUPS.items():
@@ -514,7 +541,7 @@ class TokenizerTrainConfig:
 class GenerateConfig:
     """`llmtrain generate RUN_DIR key=value…` (parsed without Hydra: no run directory)."""
 
-    prompt: str = opt("", "text the model continues")
+    prompt: str = opt("", "text the model continues; empty: from the start-of-text token")
     max_new_tokens: int = opt(50, "tokens to generate")
     temperature: float = opt(0.8, "sampling temperature; 0: greedy decoding")
     top_k: int = opt(50, "sample from the k most likely tokens; 0: no limit")

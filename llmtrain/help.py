@@ -1,18 +1,20 @@
-"""A Hydra command's own `--help`, and one-line hints for arguments in a form Hydra does not take.
+"""Every command's own `--help`, and one-line hints for arguments in a form Hydra does not take.
 
-The help composes the config as the command would (Hydra's compose API, the user's overrides
-included), so the values shown are those the run would use. hydra and omegaconf only: no torch.
+A Hydra command's help composes the config as the command would (Hydra's compose API, the user's
+overrides included), so the values shown are those the run would use; a command without Hydra
+(generate, fill-mask) lists its schema's keys with their defaults. Each key's text is its field's
+help in llmtrain.config, never a copy. hydra and omegaconf only: no torch.
 """
 
 from __future__ import annotations
 
 import textwrap
 import typing
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any
 
 from llmtrain.cli import COMMANDS, config_dir, usage
-from llmtrain.config import GROUPS, register_schemas, settle
+from llmtrain.config import GROUPS, FillMaskConfig, GenerateConfig, register_schemas, settle
 from llmtrain.errors import ConfigError
 
 WIDTH = 100
@@ -32,6 +34,16 @@ _INFO_FLAGS = {"--info", "-i"}
 _INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 _HYDRA_FLAGS = _VALUE_FLAGS | _SWITCHES | _INFO_FLAGS
 _OWN_FLAGS = {"--quiet"}
+# The key=value schema of each command that parses its own argv (cli.PLAIN); report takes paths.
+_PLAIN_SCHEMAS = {"generate": GenerateConfig, "fill-mask": FillMaskConfig}
+# report's arguments, which are paths and a flag rather than keys of a schema.
+_REPORT_ARGUMENTS = """arguments:
+  DIR    a run directory, a sweep (multirun) directory, or any folder with runs beneath it;
+         runs in progress are included
+  --out  where report.md and the plots go (default: DIR/report, or the DIRs' common parent)
+status: finished, diverged (its last evaluation was NaN/inf), running (step N), stopped or
+  failed (step N), interrupted (step N): no process holds it and none recorded its end (killed,
+  or its machine went down)"""
 
 
 def command_help(config_name: str, title: str, overrides: list[str]) -> str:
@@ -69,6 +81,24 @@ def command_help(config_name: str, title: str, overrides: list[str]) -> str:
     lines += ["", "examples:", *_examples(title), ""]
     lines.append("--cfg job prints the whole composed config; --hydra-help is Hydra's own help.")
     return "\n".join(lines)
+
+
+def plain_help(command: str) -> str:
+    """`llmtrain COMMAND --help` for a command without Hydra: its synopsis and description (as
+    `llmtrain --help` gives them, cli.COMMANDS) and its arguments: each key of its schema with
+    the default and help, or report's paths."""
+    synopsis, _, description = COMMANDS[command].partition(": ")
+    schema = _PLAIN_SCHEMAS.get(command)
+    lines = [f"usage: llmtrain {command} {synopsis}" + (" [key=value ...]" if schema else "")]
+    lines += ["", description, ""]
+    if schema is None:
+        return "\n".join([*lines, _REPORT_ARGUMENTS])
+    rows = [(f.name, _shown(_default(f)), f.metadata["help"]) for f in fields(schema)]
+    return "\n".join([*lines, "keys (key=value), with their defaults:", *_columns(rows)])
+
+
+def _default(f: Any) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
 
 
 def check_flags(config_name: str, title: str, args: list[str]) -> None:
@@ -203,7 +233,14 @@ def _key_lines(cfg: Any, group: str) -> list[str]:
     except Exception:  # an interpolation only a running job can resolve: show it as written
         values = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
     helps = {f.name: f.metadata["help"] for f in fields(OmegaConf.get_type(node))}
-    rows = [(f"{group}.{key}", _shown(value), helps[key]) for key, value in values.items()]
+    return _columns(
+        [(f"{group}.{key}", _shown(value), helps[key]) for key, value in values.items()]
+    )
+
+
+def _columns(rows: list[tuple[str, str, str]]) -> list[str]:
+    """(key, value, help) rows in aligned columns; help wraps under its column, and a value too
+    long for its column puts the help on the next line."""
     key_width = max(len(key) for key, _, _ in rows)
     value_width = max((len(v) for _, v, _ in rows if len(v) <= _VALUE_WIDTH), default=0)
     indent = " " * (2 + key_width + 2 + value_width + 2)

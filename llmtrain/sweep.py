@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from llmtrain.atomic import atomic_write_text
-from llmtrain.report import find_runs, markdown
+from llmtrain.comparison import find_runs, markdown
 
 
 class SweepTable(Callback):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# metrics.jsonl's rows: the one reader, llmtrain's own, for every test.
+from llmtrain.rundir import read_metrics as read_metrics
 
 # A tiny model and a short run: enough to see the loss fall, quick on 2 cores.
 TINY = [
@@ -133,10 +133,6 @@ def run_cli(
 def without(args: list[str], *keys: str) -> list[str]:
     """`args` less the settings of `keys` (to give them other values)."""
     return [a for a in args if a.split("=", 1)[0] not in keys]
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def _tiny_run(tmp_path_factory, cache_dir, name: str, args: list[str]) -> Path:

@@ -130,3 +130,40 @@ def test_the_documented_option_tables_match_the_schema():
         [sys.executable, str(script), "--check"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout
+
+
+# The resume-free keys as they were written out by hand before they were marked on the fields.
+RESUME_FREE_BEFORE = {
+    *(
+        f"trainer.{k}"
+        for k in (
+            "max_steps budget epochs log_every eval_every eval_batches save_every keep_last "
+            "num_workers compile early_stopping resume overwrite allow_config_change "
+            "max_bad_steps"
+        ).split()
+    ),
+    "data.cache_dir",
+    "task.cache_dir",
+    *(f"task.{k}" for k in "samples max_new_tokens do_sample temperature top_p rouge".split()),
+    *(f"logger.{k}" for k in "trackers project wandb_mode mlflow_tracking_uri console".split()),
+}
+
+
+def test_resume_free_keys_come_from_the_fields():
+    from llmtrain.config import RESUME_FREE_KEYS
+
+    assert RESUME_FREE_KEYS == RESUME_FREE_BEFORE
+
+
+def test_resume_free_keys_take_schemas_from_outside():
+    """A task kind's schema, kept outside config.py, adds its marked fields under its group."""
+    from dataclasses import dataclass
+
+    from llmtrain.config import RESUME_FREE_KEYS, opt, resume_free_keys
+
+    @dataclass
+    class Kind:
+        shown: int = opt(3, "how many to show", resume_free=True)
+        trained: int = opt(1, "what is trained")
+
+    assert resume_free_keys([("task", Kind)]) == RESUME_FREE_KEYS | {"task.shown"}

@@ -102,7 +102,8 @@ def test_quiet_shows_only_the_summary(tracked_run):
     run_dir, out = tracked_run
     lines = out.splitlines()
     assert not [x for x in lines if x.startswith(("step ", "eval @", "llmtrain pretrain"))], out
-    assert "summary" in lines and f"run directory: {run_dir}  (final model: {run_dir / 'final'})"
+    assert "summary" in lines
+    assert f"run directory: {run_dir}  (final model: {run_dir / 'final'})" in lines
     assert len([x for x in lines if x.startswith("trackers: ")]) == len(INSTALLED)
     assert [r["step"] for r in read_metrics(run_dir) if r["split"] == "train"] == [2, 4, 6]
 

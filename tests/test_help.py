@@ -74,7 +74,12 @@ def test_hydra_help_stays_hydras(cache_dir):
 
 
 @pytest.mark.parametrize(
-    ("argv", "shown"), [(["--help"], "configs:"), (["finetune", "--help"], "trainer.lr")]
+    ("argv", "shown"),
+    [
+        (["--help"], "configs:"),
+        (["finetune", "--help"], "trainer.lr"),
+        (["generate", "--help"], "max_new_tokens"),
+    ],
 )
 def test_help_does_not_import_torch(argv, shown):
     code = (
@@ -92,3 +97,29 @@ def test_help_of_a_sweep_shows_its_first_job(cache_dir):
     result = run_cli(["pretrain", "-m", "trainer.lr=1e-3,3e-4", "--help"], cache_dir)
     assert result.returncode == 0, result.stderr
     assert key_line(result.stdout, "trainer.lr").split()[1] == "0.001"
+
+
+@pytest.mark.parametrize(
+    ("command", "schema"), [("generate", "GenerateConfig"), ("fill-mask", "FillMaskConfig")]
+)
+def test_a_plain_commands_help_is_its_schema(command, schema):
+    """generate's and fill-mask's keys, defaults and help come from their dataclasses."""
+    from dataclasses import fields
+
+    from llmtrain import config
+    from llmtrain.help import plain_help
+
+    out = plain_help(command)
+    assert out.startswith(f"usage: llmtrain {command} RUN_DIR ")
+    for f in fields(getattr(config, schema)):
+        shown = "''" if f.default == "" else str(f.default)
+        assert key_line(out, f.name).split()[1] == shown
+        assert f.metadata["help"].split()[0] in key_line(out, f.name)
+    assert all(len(line) <= 100 for line in out.splitlines())
+
+
+def test_reports_help_names_its_arguments():
+    from llmtrain.help import plain_help
+
+    out = plain_help("report")
+    assert out.startswith("usage: llmtrain report DIR") and "--out" in out and "status:" in out

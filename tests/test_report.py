@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_cli
 
-from llmtrain import report as report_module
+from llmtrain import comparison
 from llmtrain.commands import report as report_command
+from llmtrain.comparison import find_runs, sort_runs
 from llmtrain.errors import ConfigError
-from llmtrain.report import find_runs, sort_runs
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -199,14 +199,14 @@ def test_report_status_of_a_finished_run_trained_further(tmp_path):
 def _plotted_labels(runs, out: Path, monkeypatch) -> list[list[str]]:
     """The legend labels of each axes `plot` draws."""
     seen: list[list[str]] = []
-    save = report_module._save
+    save = comparison._save
 
     def record(fig, path):
         seen.extend(ax.get_legend_handles_labels()[1] for ax in fig.axes)
         return save(fig, path)
 
-    monkeypatch.setattr(report_module, "_save", record)
-    report_module.plot(runs, out)
+    monkeypatch.setattr(comparison, "_save", record)
+    comparison.plot(runs, out)
     return seen
 
 
@@ -229,7 +229,7 @@ def test_legend_labels_shorten_the_overrides(tmp_path):
     _run(tmp_path / "2", [5], ("trainer.lr=0.0003", "model.hidden_size=64", "+trainer.x.y=z"))
     runs = find_runs([str(tmp_path)])
     # keys by their last part where that names one setting (two settings end in .lr)
-    assert report_module.legend_labels(runs) == [
+    assert comparison.legend_labels(runs) == [
         "0 trainer.lr=0.001 hidden_size=64 optimizer.lr=1",
         "1 trainer.lr=0.0003 hidden_size=128 optimizer.lr=1",
         "2 trainer.lr=0.0003 hidden_size=64 +y=z",
@@ -240,11 +240,11 @@ def test_legend_labels_stay_short_where_many_overrides_differ(tmp_path):
     tiny = [o.replace("=", "=1") for o in TINY]  # a dozen overrides, none common
     _run(tmp_path / "a", [5], ("trainer.seed=1", *tiny))
     _run(tmp_path / "b", [5], ("trainer.seed=2",))
-    a, b = report_module.legend_labels(find_runs([str(tmp_path)]))
+    a, b = comparison.legend_labels(find_runs([str(tmp_path)]))
     assert a == "a seed=1 vocab_size=12000 hidden_size=164 …"  # whole overrides, 60 chars
     assert b == "b seed=2"
     (run,) = find_runs([str(tmp_path / "a")])  # one run: all its overrides are shown
-    assert report_module.legend_labels([run]) == [a]
+    assert comparison.legend_labels([run]) == [a]
 
 
 def test_report_of_one_directory_given_two_ways(tmp_path, monkeypatch):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from conftest import SHARED, run_cli
+from conftest import run_cli
+
+# ../shared/data next to the repository (which CI and the development checkout have).
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def test_the_same_text_trains_the_same_wordpiece_tokenizer(tmp_path):

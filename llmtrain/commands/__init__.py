@@ -1,13 +1,15 @@
-"""One recipe per command: each wires the components together and reads top to bottom.
+"""One module per command: each wires the components together and reads top to bottom.
 
-A Hydra command's recipe is `run(cfg, run_dir, resolved, overrides)`: its config schema, the run
+A Hydra command is `run(cfg, run_dir, resolved, overrides)`: its config schema, the run
 directory Hydra chose, the resolved config (saved with checkpoints) and the command-line
 overrides in effect (shown in the header). Commands without a run directory (report, generate,
-fill-mask) are `main(argv)`.
+fill-mask) are `main(argv)`. Commands never import each other: one that runs another (glue runs
+finetune per task) goes through `run_command`, as the CLI does.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,17 @@ if TYPE_CHECKING:  # imported where used: `llmtrain report` needs no torch
 
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
+
+
+def run_command(
+    name: str, cfg: Any, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
+) -> Any:
+    """Run the Hydra command `name` (the module llmtrain.commands.<name>) on its composed config:
+    the one dispatch path, for the CLI's job and for a command that runs another. Imported by
+    name, so a command's dependencies (torch, datasets) load only when it runs."""
+    return importlib.import_module(f"llmtrain.commands.{name}").run(
+        cfg, run_dir, resolved, overrides
+    )
 
 
 def start(
@@ -81,15 +94,12 @@ def global_batch(trainer: TrainerConfig, accelerator: Accelerator, unit: str) ->
     )
 
 
-def parse_plain(argv: list[str], schema: type, usage: str) -> tuple[list[str], Any] | None:
+def parse_plain(argv: list[str], schema: type) -> tuple[list[str], Any]:
     """`PATH… key=value…` for a command without Hydra, checked against the dataclass `schema`
-    as Hydra would (a misspelt key or a wrong type is an error); None after printing `usage`
-    for --help. Values are taken as typed (a prompt is never parsed as YAML)."""
+    as Hydra would (a misspelt key or a wrong type is an error). Values are taken as typed (a
+    prompt is never parsed as YAML). Its --help is the CLI's (llmtrain.help.plain_help)."""
     from omegaconf import OmegaConf
 
-    if "--help" in argv or "-h" in argv:
-        print(usage)
-        return None
     paths = [a for a in argv if "=" not in a]
     pairs = dict(a.split("=", 1) for a in argv if "=" in a)
     known = list(schema.__dataclass_fields__)

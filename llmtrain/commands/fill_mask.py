@@ -12,16 +12,9 @@ from llmtrain.console import quiet_libraries
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
 
-USAGE = """usage: llmtrain fill-mask RUN_DIR text="… [MASK] …" [top_k=5]
-  text   text with one or more [MASK] tokens
-  top_k  predictions shown per mask (5)"""
-
 
 def main(argv: list[str]) -> None:
-    parsed = parse_plain(argv, FillMaskConfig, USAGE)
-    if parsed is None:
-        return
-    paths, cfg = parsed
+    paths, cfg = parse_plain(argv, FillMaskConfig)
     if cfg.top_k <= 0:
         raise ConfigError(f"top_k={cfg.top_k} must be positive")
     quiet_libraries()

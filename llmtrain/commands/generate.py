@@ -12,21 +12,9 @@ from llmtrain.console import quiet_libraries
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
 
-USAGE = """usage: llmtrain generate RUN_DIR prompt="…" [key=value …]
-  prompt          text the model continues (empty: from the start-of-text token)
-  max_new_tokens  tokens to generate (50)
-  temperature     sampling temperature (0.8); 0: greedy decoding
-  top_k           sample from the k most likely tokens (50); 0: no limit
-  top_p           sample from the smallest set of tokens with this probability (0.95)
-  num_samples     continuations to generate (1)
-  seed            seed for sampling (42)"""
-
 
 def main(argv: list[str]) -> None:
-    parsed = parse_plain(argv, GenerateConfig, USAGE)
-    if parsed is None:
-        return
-    paths, cfg = parsed
+    paths, cfg = parse_plain(argv, GenerateConfig)
     _check(cfg)
     quiet_libraries()
     model, path = models.run_model(one_run_dir(paths, "generate"), ObjectiveName.clm)

@@ -13,7 +13,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from llmtrain.commands import LOG, finetune
+from llmtrain.commands import LOG, run_command
 from llmtrain.config import FinetuneConfig, GlueSuiteConfig, settle
 from llmtrain.console import Console
 from llmtrain.data.tasks import GLUE, GlueSpec
@@ -87,8 +87,8 @@ def _task(
     else:
         task_run.write_text(TASK_CONFIG, json.dumps(task_resolved, indent=2) + "\n")
         try:
-            summary = finetune.run(
-                task_cfg, task_run.path, task_resolved, [*overrides, f"task={name}"]
+            summary = run_command(
+                "finetune", task_cfg, task_run.path, task_resolved, [*overrides, f"task={name}"]
             )
         except TrainingStopped as e:
             raise TrainingStopped(

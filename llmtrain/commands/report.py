@@ -8,22 +8,11 @@ import os
 from pathlib import Path
 
 from llmtrain.atomic import atomic_dir
+from llmtrain.comparison import find_runs, markdown, plot
 from llmtrain.errors import ConfigError
-from llmtrain.report import find_runs, markdown, plot
-
-USAGE = """usage: llmtrain report DIR [DIR …] [--out OUT]
-  DIR    a run directory, a sweep (multirun) directory, or any folder with runs beneath it;
-         runs in progress are included
-  --out  where report.md and the plots go (default: DIR/report, or the DIRs' common parent)
-status: finished, diverged (its last evaluation was NaN/inf), running (step N), stopped or
-  failed (step N), interrupted (step N): no process holds it and none recorded its end (killed,
-  or its machine went down)"""
 
 
 def main(argv: list[str]) -> None:
-    if "--help" in argv or "-h" in argv:
-        print(USAGE)
-        return
     args, out = list(argv), None
     if "--out" in args:
         i = args.index("--out")

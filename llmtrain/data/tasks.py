@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 from transformers import PreTrainedTokenizerBase
 
-from llmtrain.config import TaskConfig
+from llmtrain.config import GLUE_TASKS, TaskConfig
 from llmtrain.data.files import read_records, read_tsv
 from llmtrain.errors import ConfigError, DataError
 
@@ -46,8 +46,10 @@ class GlueSpec:
 
 
 _PAIR = ("sentence1", "sentence2")
-GLUE: dict[str, GlueSpec] = {
-    "cola": GlueSpec(
+# A spec for each of config.GLUE_TASKS (the one list of GLUE's names, kept where the schema can
+# read it without datasets), in its order.
+_SPECS = (
+    GlueSpec(
         ("sentence",),
         (3,),
         1,
@@ -57,7 +59,7 @@ GLUE: dict[str, GlueSpec] = {
         directory="CoLA",
         score=("mcc",),
     ),
-    "sst2": GlueSpec(
+    GlueSpec(
         ("sentence",),
         ("sentence",),
         "label",
@@ -65,7 +67,7 @@ GLUE: dict[str, GlueSpec] = {
         ("accuracy",),
         directory="SST-2",
     ),
-    "mrpc": GlueSpec(
+    GlueSpec(
         _PAIR,
         ("#1 String", "#2 String"),
         "Quality",
@@ -74,7 +76,7 @@ GLUE: dict[str, GlueSpec] = {
         directory="MRPC",
         score=("f1", "accuracy"),
     ),
-    "qqp": GlueSpec(
+    GlueSpec(
         ("question1", "question2"),
         ("question1", "question2"),
         "is_duplicate",
@@ -83,7 +85,7 @@ GLUE: dict[str, GlueSpec] = {
         directory="QQP",
         score=("f1", "accuracy"),
     ),
-    "stsb": GlueSpec(
+    GlueSpec(
         _PAIR,
         _PAIR,
         "score",
@@ -92,7 +94,7 @@ GLUE: dict[str, GlueSpec] = {
         directory="STS-B",
         score=("pearson", "spearman"),
     ),
-    "mnli": GlueSpec(
+    GlueSpec(
         ("premise", "hypothesis"),
         _PAIR,
         "gold_label",
@@ -107,7 +109,7 @@ GLUE: dict[str, GlueSpec] = {
         directory="MNLI",
         score=("accuracy", "mismatched_accuracy"),
     ),
-    "qnli": GlueSpec(
+    GlueSpec(
         ("question", "sentence"),
         ("question", "sentence"),
         "label",
@@ -116,7 +118,7 @@ GLUE: dict[str, GlueSpec] = {
         named_labels=True,
         directory="QNLI",
     ),
-    "rte": GlueSpec(
+    GlueSpec(
         _PAIR,
         _PAIR,
         "label",
@@ -125,10 +127,11 @@ GLUE: dict[str, GlueSpec] = {
         named_labels=True,
         directory="RTE",
     ),
-    "wnli": GlueSpec(
+    GlueSpec(
         _PAIR, _PAIR, "label", ("not_entailment", "entailment"), ("accuracy",), directory="WNLI"
     ),
-}
+)
+GLUE: dict[str, GlueSpec] = dict(zip(GLUE_TASKS, _SPECS, strict=True))
 TASKS = (*GLUE, "custom", "sft")
 
 
