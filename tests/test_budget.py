@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY, fit_tiny, read_metrics, run_cli
 
 from llmtrain.errors import ConfigError, TrainingStopped
-from llmtrain.objectives import CausalLM
+from llmtrain.objectives.causal import CausalLM
 from llmtrain.train.budget import Budget, parse_budget
 
 

@@ -10,7 +10,7 @@ import torch
 from conftest import fit_tiny, tiny_gpt2
 
 from llmtrain.config import TrainerConfig
-from llmtrain.objectives import CausalLM
+from llmtrain.objectives.causal import CausalLM
 from llmtrain.train.sampler import EpochSampler
 
 

@@ -18,7 +18,8 @@ from llmtrain.data.pairs import PairDataset, pair_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.models import build_model, check_objective, count_parameters
-from llmtrain.objectives import PAIRED, build_objective, takes_block_diagonal_attention
+from llmtrain.objectives import PAIRED, build_objective
+from llmtrain.objectives.inputs import takes_block_diagonal_attention
 from llmtrain.rundir import read_metrics
 from llmtrain.train.checkpoint import full_model_state
 from llmtrain.train.loop import budget_summary, check_trainer, fit, total_steps

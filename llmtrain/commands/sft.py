@@ -33,7 +33,7 @@ from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokeni
 from llmtrain.errors import ConfigError, DataError
 from llmtrain.generation import generate
 from llmtrain.metrics import rouge_l
-from llmtrain.objectives import SupervisedLM
+from llmtrain.objectives.causal import SupervisedLM
 from llmtrain.rundir import RunDir
 from llmtrain.train.evaluate import evaluate as evaluate_splits
 from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit

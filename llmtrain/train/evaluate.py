@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from llmtrain.config import TrainerConfig
 from llmtrain.metrics import perplexity
-from llmtrain.objectives import Objective
+from llmtrain.train.contract import Objective
 from llmtrain.train.sampler import EVAL_EPOCH, make_loader
 
 

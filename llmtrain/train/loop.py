@@ -25,7 +25,6 @@ from torch.utils.data import Dataset
 from llmtrain.config import TrainerConfig
 from llmtrain.console import Console
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
-from llmtrain.objectives import Objective
 from llmtrain.rundir import RunDir
 from llmtrain.train import trackers
 from llmtrain.train.budget import PROVISIONAL_STEPS, Budget, parse_budget
@@ -37,6 +36,7 @@ from llmtrain.train.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from llmtrain.train.contract import Objective
 from llmtrain.train.distributed import gather, sharded_model, sharded_state
 from llmtrain.train.evaluate import Evaluation, evaluate
 from llmtrain.train.loss_module import LossModule

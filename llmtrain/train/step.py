@@ -13,7 +13,7 @@ import contextlib
 import torch
 from accelerate import Accelerator
 
-from llmtrain.objectives import Objective
+from llmtrain.train.contract import Objective
 
 
 def optimizer_step(
