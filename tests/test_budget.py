@@ -115,9 +115,9 @@ def test_a_resumed_budget_run_continues_the_same_budget(tmp_path):
     state = json.loads(
         (tmp_path / "run" / "checkpoints" / "step-2" / "trainer_state.json").read_text()
     )
-    used_before = state["position"]["budget_used"]
-    assert used_before > 0 and state["position"]["planned_steps"] > 2
+    used_before = state["state"]["budget"]["used_seconds"]
+    assert used_before > 0 and state["state"]["budget"]["planned_steps"] > 2
     _, _, result = fit_tiny(tmp_path / "run", CausalLM(), budget="12s", save_every=0)
-    budget = result["budget"]
+    budget = result.budget
     assert budget.used_before == used_before
-    assert result["steps"] > 2 and budget.used() <= 12
+    assert result.steps > 2 and budget.used() <= 12

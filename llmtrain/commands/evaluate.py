@@ -24,7 +24,7 @@ from llmtrain.objectives.inputs import takes_block_diagonal_attention
 from llmtrain.rundir import RunDir
 from llmtrain.train import trackers
 from llmtrain.train.contract import Objective
-from llmtrain.train.evaluate import Evaluation, evaluate
+from llmtrain.train.evaluator import Evaluation, evaluate
 
 
 def predict_and_record(
