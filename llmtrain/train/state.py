@@ -95,6 +95,8 @@ class Window:
 
 @dataclass
 class TrainState:
+    """Where training is (see the module's docstring); checkpoints store `to_dict()`."""
+
     progress: Progress = field(default_factory=Progress)
     best: Best = field(default_factory=Best)
     budget: BudgetRecord = field(default_factory=BudgetRecord)
@@ -113,8 +115,12 @@ class TrainState:
         self.progress.train_seconds += seconds
 
     def to_dict(self) -> dict[str, Any]:
-        parts = ("progress", "best", "budget")
-        return {**{k: asdict(getattr(self, k)) for k in parts}, "window": self.window.state_dict()}
+        return {
+            "progress": asdict(self.progress),
+            "best": asdict(self.best),
+            "budget": asdict(self.budget),
+            "window": self.window.state_dict(),
+        }
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any], n_parts: int, device: Any) -> TrainState:
