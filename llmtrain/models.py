@@ -41,36 +41,36 @@ from transformers.models.auto.modeling_auto import (
 
 from llmtrain.config import Family, ModelConfig, ObjectiveName
 from llmtrain.errors import ConfigError
+from llmtrain.objectives import PAIRED
 
 # Which family each objective trains, and the auto class that loads existing weights for it.
 # The pair objectives need BERT's pretraining heads (MLM + a two-way head on [CLS]).
-_PAIRED = (ObjectiveName.mlm_nsp, ObjectiveName.mlm_sop)
 _FAMILY = {
     ObjectiveName.mlm: Family.bert,
     ObjectiveName.clm: Family.gpt2,
-    **dict.fromkeys(_PAIRED, Family.bert),
+    **dict.fromkeys(PAIRED, Family.bert),
 }
 _AUTO = {
     ObjectiveName.mlm: AutoModelForMaskedLM,
     ObjectiveName.clm: AutoModelForCausalLM,
-    **dict.fromkeys(_PAIRED, AutoModelForPreTraining),
+    **dict.fromkeys(PAIRED, AutoModelForPreTraining),
 }
 _AUTO_NAMES = {
     ObjectiveName.mlm: MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     ObjectiveName.clm: MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-    **dict.fromkeys(_PAIRED, {"bert": "BertForPreTraining"}),
+    **dict.fromkeys(PAIRED, {"bert": "BertForPreTraining"}),
 }
 MASKED_TYPES = MODEL_FOR_MASKED_LM_MAPPING_NAMES
 _KIND = {
     ObjectiveName.mlm: "an encoder (model.family=bert)",
     ObjectiveName.clm: "a decoder (model.family=gpt2)",
-    **dict.fromkeys(_PAIRED, "a BERT model (model.family=bert)"),
+    **dict.fromkeys(PAIRED, "a BERT model (model.family=bert)"),
 }
 _INFERENCE = {ObjectiveName.mlm: "fill-mask", ObjectiveName.clm: "generate"}
 _FRESH = {
     (Family.bert, "mlm"): BertForMaskedLM,
     (Family.gpt2, "clm"): GPT2LMHeadModel,
-    **{(Family.bert, name.value): BertForPreTraining for name in _PAIRED},
+    **{(Family.bert, name.value): BertForPreTraining for name in PAIRED},
     (Family.bert, "classify"): BertForSequenceClassification,
     (Family.gpt2, "classify"): GPT2ForSequenceClassification,
     (Family.bert, "tag"): BertForTokenClassification,

@@ -1,6 +1,6 @@
 """Objectives for fine-tuning heads: a label per example (sequence classification or
 regression), a tag per word (token classification) and the first and last token of an answer
-(extractive question answering). All keep the contract of llmtrain.objectives (collate,
+(extractive question answering). All keep the contract of llmtrain.train.contract (collate,
 targets, loss as a sum and a count; predict and score for evaluation)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
 from llmtrain.metrics import tagging_metrics, task_metrics
-from llmtrain.objectives import IGNORE, Row
+from llmtrain.train.contract import IGNORE, Predictor, Row
 
 _MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -42,7 +42,7 @@ def _inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in _MODEL_INPUTS if k in batch}
 
 
-class SequenceClassification:
+class SequenceClassification(Predictor):
     """One label per example (or a score, for regression) from a sequence-classification head.
 
     Examples are tokenised rows `{"input_ids", ["token_type_ids"], "label", "index"}`, padded per
@@ -104,7 +104,7 @@ def _labelled(reference: Any) -> bool:
     return not (reference == IGNORE or (isinstance(reference, float) and math.isnan(reference)))
 
 
-class TokenClassification:
+class TokenClassification(Predictor):
     """A tag per word from a token-classification head: the loss and the predictions count the
     labelled sub-tokens only (each word's first); scores are seqeval's entity-level precision,
     recall and F1 in `scheme`, and word accuracy."""
@@ -156,7 +156,7 @@ class TokenClassification:
 Candidates = tuple[list[tuple[int, float]], list[tuple[int, float]], float]
 
 
-class QuestionAnswering:
+class QuestionAnswering(Predictor):
     """Start and end of the answer span from a question-answering head, one target per window
     (the loss is the mean of the start and end cross-entropies; (0, 0) is "not in this window").
 

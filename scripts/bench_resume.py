@@ -18,7 +18,6 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -41,9 +40,13 @@ from llmtrain.models import build_model
 from llmtrain.objectives import build_objective
 from llmtrain.rundir import RunDir
 from llmtrain.train.checkpoint import rng_state, save_checkpoint
-from llmtrain.train.loop import Position, fit
+from llmtrain.train.contract import Objective
+from llmtrain.train.evaluator import Evaluator
+from llmtrain.train.job import Job
+from llmtrain.train.loop import fit
 from llmtrain.train.optim import Horizon, build_optimizer, build_scheduler
 from llmtrain.train.sampler import make_loader
+from llmtrain.train.state import Progress, TrainState
 
 
 class Counted(torch.utils.data.Dataset):
@@ -58,7 +61,7 @@ class Counted(torch.utils.data.Dataset):
         return self.dataset[i]
 
 
-class FirstForward:
+class FirstForward(Objective):
     """The objective, noting when the first training forward begins and what was drawn by then."""
 
     def __init__(self, objective, data: Counted) -> None:
@@ -99,24 +102,17 @@ def main() -> None:
                 cfg = TrainerConfig(max_steps=n + 1, **base)
                 optimizer = build_optimizer(model, cfg, "cpu")
                 scheduler = build_scheduler(optimizer, cfg, Horizon(n + 1, 0))
-                position = Position(step=n, epoch=n // per_epoch, batch_in_epoch=n % per_epoch)
-                state = {"position": asdict(position), "config": {}}
+                progress = Progress(step=n, epoch=n // per_epoch, batch_in_epoch=n % per_epoch)
+                state = {"state": TrainState(progress).to_dict(), "config": {}}
                 save_checkpoint(run, n, model, optimizer, scheduler, state, [rng_state()])
                 data = Counted(blocks)
                 probe = FirstForward(objective, data)
                 model = build_model(ModelConfig(), ObjectiveName.mlm, tokenizer)
                 t0 = time.perf_counter()
-                fit(
-                    model=model,
-                    objective=probe,
-                    train_set=data,
-                    eval_sets={"validation": blocks},
-                    cfg=cfg,
-                    accelerator=Accelerator(cpu=True),
-                    run=run,
-                    console=Console(enabled=False),
-                    run_config={},
-                )
+                accelerator = Accelerator(cpu=True)
+                job = Job(cfg, accelerator, run, Console(enabled=False), {}, n + 1)
+                evaluator = Evaluator({"validation": blocks}, probe, cfg, accelerator)
+                fit(job, model, probe, data, evaluator)
                 times.append(probe.at - t0)
                 drawn = probe.drawn_by_then
             rows.append({"step": n, "epoch": n // per_epoch, "seconds": min(times), "drawn": drawn})

@@ -114,24 +114,19 @@ def _run_llmtrain(workload, tokenizer, data, model, steps, precision, compile):
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
     from llmtrain.train.distributed import make_accelerator
+    from llmtrain.train.evaluator import Evaluator
+    from llmtrain.train.job import Job, total_steps
     from llmtrain.train.loop import fit
 
     cfg = _trainer_cfg(WARMUP + steps, precision, compile)
     objective, lengths = _objective(workload, tokenizer, data)
     with tempfile.TemporaryDirectory() as tmp:
         run = RunDir(Path(tmp))
-        fit(
-            model=model,
-            objective=objective,
-            train_set=data,
-            eval_sets={"validation": _small(data)},
-            cfg=cfg,
-            accelerator=make_accelerator(cfg),
-            run=run,
-            console=Console(enabled=False),
-            run_config={},
-            train_lengths=lengths,
-        )
+        accelerator = make_accelerator(cfg)
+        steps = total_steps(cfg, len(data), accelerator.num_processes)
+        job = Job(cfg, accelerator, run, Console(enabled=False), {}, steps)
+        evaluator = Evaluator({"validation": _small(data)}, objective, cfg, accelerator)
+        fit(job, model, objective, data, evaluator, lengths)
         rows = [json.loads(x) for x in run.metrics.read_text().splitlines() if '"train"' in x]
     times, tokens, last = [], [], 0
     for row in rows:  # one row per WARMUP steps; the first window is the warm-up

@@ -73,10 +73,13 @@ def fit_tiny(run_dir: Path, objective, model=None, data=None, **trainer):
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
     from llmtrain.train.distributed import make_accelerator
+    from llmtrain.train.evaluator import Evaluator
+    from llmtrain.train.job import Job, total_steps
     from llmtrain.train.loop import fit
 
     model = model or tiny_gpt2()
     blocks = random_blocks()
+    train_set = blocks if data is None else data
     settings = dict(
         max_steps=8,
         batch_size=4,
@@ -88,17 +91,11 @@ def fit_tiny(run_dir: Path, objective, model=None, data=None, **trainer):
     )
     run = RunDir(run_dir)
     cfg = TrainerConfig(**{**settings, **trainer})
-    result = fit(
-        model=model,
-        objective=objective,
-        train_set=blocks if data is None else data,
-        eval_sets={"validation": blocks},
-        cfg=cfg,
-        accelerator=make_accelerator(cfg),
-        run=run,
-        console=Console(enabled=False),
-        run_config={},
-    )
+    accelerator = make_accelerator(cfg)
+    steps = total_steps(cfg, len(train_set), accelerator.num_processes)
+    job = Job(cfg, accelerator, run, Console(enabled=False), {}, steps)
+    evaluator = Evaluator({"validation": blocks}, objective, cfg, accelerator)
+    result = fit(job, model, objective, train_set, evaluator)
     return run, model, result
 
 

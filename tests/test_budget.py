@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY, fit_tiny, read_metrics, run_cli
 
 from llmtrain.errors import ConfigError, TrainingStopped
-from llmtrain.objectives import CausalLM
+from llmtrain.objectives.causal import CausalLM
 from llmtrain.train.budget import Budget, parse_budget
 
 
@@ -115,9 +115,9 @@ def test_a_resumed_budget_run_continues_the_same_budget(tmp_path):
     state = json.loads(
         (tmp_path / "run" / "checkpoints" / "step-2" / "trainer_state.json").read_text()
     )
-    used_before = state["position"]["budget_used"]
-    assert used_before > 0 and state["position"]["planned_steps"] > 2
+    used_before = state["state"]["budget"]["used_seconds"]
+    assert used_before > 0 and state["state"]["budget"]["planned_steps"] > 2
     _, _, result = fit_tiny(tmp_path / "run", CausalLM(), budget="12s", save_every=0)
-    budget = result["budget"]
+    budget = result.budget
     assert budget.used_before == used_before
-    assert result["steps"] > 2 and budget.used() <= 12
+    assert result.steps > 2 and budget.used() <= 12

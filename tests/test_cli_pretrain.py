@@ -16,7 +16,7 @@ from llmtrain.config import PretrainConfig
 from llmtrain.data.packing import BlockDataset, pack_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.objectives import build_objective
-from llmtrain.train.evaluate import evaluate
+from llmtrain.train.evaluator import evaluate
 
 
 def _evals(run_dir: Path) -> list[float]:
@@ -59,7 +59,8 @@ def test_run_directory_holds_the_contract(mlm_run):
     ):
         assert (mlm_run / "checkpoints" / "step-40" / name).is_file(), name
     state = json.loads((mlm_run / "checkpoints" / "step-40" / "trainer_state.json").read_text())
-    assert state["position"]["step"] == 40 and state["config"]["trainer"]["max_steps"] == 40
+    progress = state["state"]["progress"]
+    assert progress["step"] == 40 and state["config"]["trainer"]["max_steps"] == 40
     summary = json.loads((mlm_run / "summary.json").read_text())
     for key in (
         "loss",

@@ -10,7 +10,7 @@ import torch
 from conftest import fit_tiny, tiny_gpt2
 
 from llmtrain.config import TrainerConfig
-from llmtrain.objectives import CausalLM
+from llmtrain.objectives.causal import CausalLM
 from llmtrain.train.sampler import EpochSampler
 
 
@@ -74,7 +74,7 @@ def test_compiled_training_keeps_the_plain_loss_curve(tmp_path):
         rows = [json.loads(x) for x in run.metrics.read_text().splitlines()]
         runs[compiled] = [r["loss"] for r in rows if r["split"] == "train"]
     assert np.allclose(runs[False], runs[True], rtol=1e-4), runs
-    assert result["first_step_seconds"] > 0
+    assert result.first_step_seconds > 0
 
 
 def test_sampler_order_is_seeded_sharded_and_resumable():
@@ -94,7 +94,7 @@ def test_sampler_order_is_seeded_sharded_and_resumable():
 
 def test_fit_rejects_warmup_longer_than_training(tmp_path):
     from llmtrain.errors import ConfigError
-    from llmtrain.train.loop import total_steps
+    from llmtrain.train.job import total_steps
 
     with pytest.raises(ConfigError, match="trainer.warmup_steps"):
         total_steps(TrainerConfig(max_steps=10, warmup_steps=10), n_examples=100, world=1)

@@ -12,9 +12,11 @@ from llmtrain.config import Family, ObjectiveConfig, ObjectiveName, TokenizerCon
 from llmtrain.data.packing import BlockDataset, pack_blocks
 from llmtrain.data.sources import stdlib_docstrings
 from llmtrain.data.tokenizer import build_tokenizer
-from llmtrain.objectives import IGNORE, CausalLM, MaskedLM
+from llmtrain.objectives.causal import CausalLM
+from llmtrain.objectives.masked import MaskedLM
+from llmtrain.objectives.vocab_loss import sum_cross_entropy
+from llmtrain.train.contract import IGNORE
 from llmtrain.train.sampler import Keyed
-from llmtrain.vocab_loss import sum_cross_entropy
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +134,7 @@ def test_objective_settings_that_cannot_work_are_named(settings, named):
 
 @pytest.mark.parametrize("family", ["gpt2", "bert"])
 def test_chunked_vocabulary_loss_keeps_the_plain_loss_curve(family, monkeypatch):
-    from llmtrain import vocab_loss
+    from llmtrain.objectives import vocab_loss
 
     vocab = 64  # tiny_gpt2's
     monkeypatch.setattr(vocab_loss, "CHUNK_ELEMENTS", 7 * vocab)  # 7 rows a chunk: several

@@ -14,7 +14,9 @@ from transformers import BertConfig, BertForMaskedLM
 from llmtrain.config import Family, Packing, TokenizerConfig
 from llmtrain.data.packing import pack_blocks, packed_dataset, tokenize
 from llmtrain.data.tokenizer import build_tokenizer
-from llmtrain.objectives import IGNORE, CausalLM, model_inputs, takes_block_diagonal_attention
+from llmtrain.objectives.causal import CausalLM
+from llmtrain.objectives.inputs import model_inputs, takes_block_diagonal_attention
+from llmtrain.train.contract import IGNORE
 
 
 def test_document_packing_keeps_the_blocks_and_restarts_positions(tmp_path):

@@ -22,9 +22,10 @@ from llmtrain.data.pairs import PairDataset, make_pairs, pair_blocks, split_sent
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer
 from llmtrain.errors import DataError
-from llmtrain.objectives import IGNORE, MaskedLM, MaskedLMWithPairs
+from llmtrain.objectives.masked import MaskedLM, MaskedLMWithPairs
+from llmtrain.objectives.vocab_loss import sum_cross_entropy
+from llmtrain.train.contract import IGNORE
 from llmtrain.train.sampler import Keyed
-from llmtrain.vocab_loss import sum_cross_entropy
 
 MAX = 61  # block 64 less [CLS] and two [SEP]
 

@@ -20,7 +20,7 @@ from glue_fixtures import write_glue
 from safetensors.torch import load_file
 
 from llmtrain.errors import TrainingStopped
-from llmtrain.objectives import CausalLM
+from llmtrain.objectives.causal import CausalLM
 from llmtrain.train import checkpoint
 
 SHORT = [

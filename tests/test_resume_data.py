@@ -14,7 +14,7 @@ import torch
 from conftest import fit_tiny, random_blocks
 
 from llmtrain.errors import TrainingStopped
-from llmtrain.objectives import CausalLM
+from llmtrain.objectives.causal import CausalLM
 from llmtrain.train import sampler
 
 # 60 blocks of 16 tokens, batch 4: 15 micro-batches an epoch; 3 a step, so 5 steps an epoch

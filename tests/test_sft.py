@@ -17,7 +17,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 from llmtrain.config import TaskConfig
 from llmtrain.data import sft
 from llmtrain.errors import DataError
-from llmtrain.objectives import IGNORE, SupervisedLM
+from llmtrain.objectives.causal import SupervisedLM
+from llmtrain.train.contract import IGNORE
 
 COLOURS = {
     "apple": "red",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where used: `llmtrain report` needs no torch
 
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
+    from llmtrain.train.job import FitResult
 
 
 def run_command(
@@ -119,28 +120,23 @@ def one_run_dir(paths: list[str], command: str) -> str:
 def finetune_summary(
     task: str,
     main: str,
-    result: dict[str, Any],
+    result: FitResult,
     best: dict[str, float],
     model: Any,
     wall_seconds: float,
 ) -> dict[str, Any]:
     """summary.json of a fine-tuning run: the best model's metrics (`best`, measured on final/)
-    and the last evaluation's, with fit()'s counters."""
+    and the last evaluation's, with fit()'s counters (a budget run's budget too)."""
     from llmtrain.models import count_parameters
 
     return {
         "task": task,
         "main_metric": main,
-        "best_step": result["best_step"],
+        "best_step": result.best_step,
         **{f"best_{k}": v for k, v in best.items()},
-        **{f"final_{k}": v for k, v in result["eval"].metrics.items()},
-        "steps": result["steps"],
-        "skipped_steps": result["skipped_steps"],
-        "tokens": result["tokens"],
-        "train_seconds": round(result["train_seconds"], 3),
-        "tokens_per_s": round(result["tokens_per_s"], 1),
+        **{f"final_{k}": v for k, v in result.last_eval.metrics.items()},
+        **result.summary(),
         "wall_seconds": round(wall_seconds, 3),
-        "first_step_seconds": round(result["first_step_seconds"], 3),
         "parameters": count_parameters(model),
     }
 

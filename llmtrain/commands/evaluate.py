@@ -19,10 +19,12 @@ from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.kinds import Kind, load_kind
-from llmtrain.objectives import Objective, build_objective, takes_block_diagonal_attention
+from llmtrain.objectives import build_objective
+from llmtrain.objectives.inputs import takes_block_diagonal_attention
 from llmtrain.rundir import RunDir
 from llmtrain.train import trackers
-from llmtrain.train.evaluate import Evaluation, evaluate
+from llmtrain.train.contract import Objective
+from llmtrain.train.evaluator import Evaluation, evaluate
 
 
 def predict_and_record(

@@ -18,7 +18,9 @@ from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.kinds import load_kind
 from llmtrain.models import count_parameters
-from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit, total_steps
+from llmtrain.train.evaluator import Evaluator, Select
+from llmtrain.train.job import Job, check_trainer, total_steps
+from llmtrain.train.loop import fit
 
 
 def check(cfg: FinetuneConfig) -> None:
@@ -79,20 +81,17 @@ def run(
         model.save_pretrained(str(directory), state_dict=weights)
         save_tokenizer(tokenizer, directory)
 
-    result = fit(
-        model=model,
-        objective=objective,
-        train_set=encoded["train"],
-        eval_sets={name: encoded[name] for name in task.eval_splits},
-        cfg=cfg.trainer,
-        accelerator=accelerator,
-        run=run,
-        console=console,
-        run_config=resolved,
+    job = Job(cfg.trainer, accelerator, run, console, resolved, steps)
+    evaluator = Evaluator(
+        {name: encoded[name] for name in task.eval_splits},
+        objective,
+        cfg.trainer,
+        accelerator,
+        select=Select(main, export),
         closing_evals=2,  # the last evaluation, then final/'s predictions
-        select=Selection(main, export),
-        train_lengths=torch.tensor([len(ids) for ids in encoded["train"]["input_ids"]]),
     )
+    lengths = torch.tensor([len(ids) for ids in encoded["train"]["input_ids"]])
+    result = fit(job, model, objective, encoded["train"], evaluator, lengths)
     run.promote("best", "final")
     accelerator.wait_for_everyone()
     # Predictions and best metrics come from final/ as saved, so they are what a user reloads.
@@ -105,7 +104,6 @@ def run(
     summary = finetune_summary(
         cfg.task.name, main, result, evaluation.metrics, model, console.elapsed()
     )
-    summary.update(budget_summary(result["budget"], result["steps"]))
     return finish(
-        cfg, summary, run, console, accelerator, "final model, the best", result["eval"].metrics
+        cfg, summary, run, console, accelerator, "final model, the best", result.last_eval.metrics
     )

@@ -18,10 +18,13 @@ from llmtrain.data.pairs import PairDataset, pair_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.models import build_model, check_objective, count_parameters
-from llmtrain.objectives import PAIRED, build_objective, takes_block_diagonal_attention
+from llmtrain.objectives import PAIRED, build_objective
+from llmtrain.objectives.inputs import takes_block_diagonal_attention
 from llmtrain.rundir import read_metrics
 from llmtrain.train.checkpoint import full_model_state
-from llmtrain.train.loop import budget_summary, check_trainer, fit, total_steps
+from llmtrain.train.evaluator import Evaluator
+from llmtrain.train.job import Job, check_trainer, total_steps
+from llmtrain.train.loop import fit
 
 
 def check(cfg: PretrainConfig) -> None:
@@ -90,19 +93,11 @@ def run(
         },
     )
 
-    result = fit(
-        model=model,
-        objective=objective,
-        train_set=train_set,
-        eval_sets={"validation": eval_set},
-        cfg=cfg.trainer,
-        accelerator=accelerator,
-        run=run,
-        console=console,
-        run_config=resolved,
-        # Pairs vary in length (short documents, short_seq_prob): batch similar ones together.
-        train_lengths=torch.from_numpy(train_set.lengths) if paired else None,
-    )
+    job = Job(cfg.trainer, accelerator, run, console, resolved, steps)
+    evaluator = Evaluator({"validation": eval_set}, objective, cfg.trainer, accelerator)
+    # Pairs vary in length (short documents, short_seq_prob): batch similar ones together.
+    lengths = torch.from_numpy(train_set.lengths) if paired else None
+    result = fit(job, model, objective, train_set, evaluator, lengths)
     weights = full_model_state(model)  # every process: FSDP gathers its shards
     with run.write_dir("final") as tmp:
         if tmp is not None:
@@ -110,21 +105,16 @@ def run(
             save_tokenizer(tokenizer, tmp)
     evals = [r for r in read_metrics(run.path) if r["split"] == "eval" and r["loss"] is not None]
     best = min(evals, key=lambda r: r["loss"], default={"loss": None, "step": None})
+    last = result.last_eval.metrics  # loss and perplexity; the pair objectives' terms too
     summary = {
-        **result["eval"].metrics,  # loss and perplexity; the pair objectives' terms too
+        **last,
         "best_loss": best["loss"],
         "best_step": best["step"],
-        "steps": result["steps"],
-        "skipped_steps": result["skipped_steps"],
-        "tokens": result["tokens"],
-        "train_seconds": round(result["train_seconds"], 3),
+        **result.summary(),
         "wall_seconds": round(console.elapsed(), 3),
-        "tokens_per_s": round(result["tokens_per_s"], 1),
-        "first_step_seconds": round(result["first_step_seconds"], 3),
         "parameters": params,
     }
-    summary.update(budget_summary(result["budget"], result["steps"]))
-    return finish(cfg, summary, run, console, accelerator, "final model", result["eval"].metrics)
+    return finish(cfg, summary, run, console, accelerator, "final model", last)
 
 
 def _packing(packing: Packing, block_diagonal: bool) -> str:

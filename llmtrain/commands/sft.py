@@ -33,10 +33,12 @@ from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokeni
 from llmtrain.errors import ConfigError, DataError
 from llmtrain.generation import generate
 from llmtrain.metrics import rouge_l
-from llmtrain.objectives import SupervisedLM
+from llmtrain.objectives.causal import SupervisedLM
 from llmtrain.rundir import RunDir
-from llmtrain.train.evaluate import evaluate as evaluate_splits
-from llmtrain.train.loop import Selection, budget_summary, check_trainer, fit
+from llmtrain.train.evaluator import Evaluator, Select
+from llmtrain.train.evaluator import evaluate as evaluate_splits
+from llmtrain.train.job import Job, check_trainer, total_steps
+from llmtrain.train.loop import fit
 
 MAIN = "loss"  # the best model has the lowest validation loss on the responses
 
@@ -99,20 +101,18 @@ def finetune(
         model.save_pretrained(str(directory), state_dict=weights)
         save_tokenizer(tokenizer, directory)
 
-    result = fit(
-        model=model,
-        objective=objective,
-        train_set=train,
-        eval_sets={"validation": validation},
-        cfg=cfg.trainer,
-        accelerator=accelerator,
-        run=run,
-        console=console,
-        run_config=resolved,
-        select=Selection(MAIN, export, greater_is_better=False),
-        train_lengths=torch.tensor([len(row["input_ids"]) for row in train]),
-        after_eval=samples,
+    steps = total_steps(cfg.trainer, len(train), accelerator.num_processes)
+    job = Job(cfg.trainer, accelerator, run, console, resolved, steps)
+    evaluator = Evaluator(
+        {"validation": validation},
+        objective,
+        cfg.trainer,
+        accelerator,
+        select=Select(MAIN, export, greater_is_better=False),
+        extra=samples,
     )
+    lengths = torch.tensor([len(row["input_ids"]) for row in train])
+    result = fit(job, model, objective, train, evaluator, lengths)
     run.promote("best", "final")
     accelerator.wait_for_everyone()
     # The best metrics and the samples left in predictions/ come from final/ as saved.
@@ -123,9 +123,8 @@ def finetune(
     ).to(accelerator.device)
     metrics = _evaluate(best, objective, validation, samples, cfg.trainer, accelerator)
     summary = finetune_summary("sft", MAIN, result, metrics, model, console.elapsed())
-    summary.update(budget_summary(result["budget"], result["steps"]))
     return finish(
-        cfg, summary, run, console, accelerator, "final model, the best", result["eval"].metrics
+        cfg, summary, run, console, accelerator, "final model, the best", result.last_eval.metrics
     )
 
 

@@ -1,7 +1,7 @@
 """Kinds of labelled task: what each brings to `llmtrain finetune` and `llmtrain evaluate`.
 
 A kind reads its task's files (at construction), encodes them for a tokenizer, builds the model
-with its head, gives the objective that trains and scores it (see llmtrain.objectives), and lays
+with its head, gives the objective that trains and scores it (see llmtrain.train.contract), and lays
 out its prediction files. The commands call them in that order and know nothing else of a task.
 A new kind is one module here and its task names in `KINDS`.
 """
@@ -16,7 +16,7 @@ import datasets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmtrain.config import ModelConfig, TaskConfig
-from llmtrain.objectives import Objective
+from llmtrain.train.contract import Objective
 
 
 class Kind(Protocol):

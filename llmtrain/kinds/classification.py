@@ -11,8 +11,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from llmtrain.config import ModelConfig, TaskConfig
 from llmtrain.data.tasks import encode, load_task
 from llmtrain.models import build_classifier
-from llmtrain.objectives import Row
 from llmtrain.task_objectives import SequenceClassification
+from llmtrain.train.contract import Row
 
 
 class Classification:

@@ -22,8 +22,18 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from accelerate.utils import broadcast
 
 from llmtrain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from llmtrain.train.optim import Horizon
+    from llmtrain.train.state import BudgetRecord, TrainState
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s)?")
 PROVISIONAL_STEPS = 1_000_000  # the schedule's horizon before the first step is timed
@@ -92,3 +102,54 @@ class Budget:
             rate = (now - self._mark[1]) / (step - self._mark[0])
         left = self.seconds - self.used(now) - self.reserve(eval_seconds, save_seconds)
         return step + max(0, int(left // max(rate, 1e-9)))
+
+
+class Plan:
+    """The steps the run takes: a fixed number, or with trainer.budget re-planned after every
+    step (`after_step`), the schedule's horizon following the plan once the rate is measured.
+    The loop asks only `steps`; without a budget every method but `stop` leaves it alone."""
+
+    def __init__(
+        self,
+        budget: str | float | None,
+        horizon: Horizon,
+        state: TrainState,
+        started: float,
+        closing_evals: int,
+        accelerator: Accelerator,
+    ) -> None:
+        """`horizon.steps` the steps planned; `state` where training starts (a resumed budget
+        run continues its budget and keeps its plan)."""
+        self.steps, self.horizon, self.accelerator = horizon.steps, horizon, accelerator
+        seconds, step, record = parse_budget(budget), state.progress.step, state.budget
+        self.budget = None
+        if seconds is not None:
+            self.budget = Budget(seconds, started, record.used_seconds, closing_evals, step)
+            if record.planned_steps:
+                self.steps = horizon.steps = max(step, record.planned_steps)
+
+    def after_step(self, step: int, began: float, now: float, record: BudgetRecord) -> None:
+        """Re-plan after step `step` (begun at `began`), before the schedule's next value."""
+        if self.budget is None:
+            return
+        self.budget.step_begins(step - 1, began)
+        planned = self.budget.plan(step, now - began, now, record.eval_seconds, record.save_seconds)
+        if self.accelerator.num_processes > 1:  # rank 0's clock decides: all stop together
+            device = self.accelerator.device
+            planned = int(broadcast(torch.tensor([planned], device=device))[0])
+        self.steps = planned
+        if self.budget.measured(step):
+            self.horizon.steps = planned
+
+    def stop(self, step: int) -> None:
+        """End at `step` (early stopping)."""
+        self.steps = step
+
+    def times_a_write(self, step: int) -> bool:
+        """Whether to checkpoint after `step` to time a write: a budget run's first step."""
+        return self.budget is not None and step == self.budget.first_step + 1 == 1
+
+    def record(self, record: BudgetRecord, now: float) -> None:
+        """Into a checkpoint's state: the time used so far and the steps planned."""
+        if self.budget is not None:
+            record.used_seconds, record.planned_steps = self.budget.used(now), self.steps

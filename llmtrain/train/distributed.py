@@ -31,10 +31,6 @@ def launched_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def launched_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
 def make_accelerator(
     cfg: TrainerConfig,
     dist: DistributedConfig | None = None,

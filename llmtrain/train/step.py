@@ -13,7 +13,7 @@ import contextlib
 import torch
 from accelerate import Accelerator
 
-from llmtrain.objectives import Objective
+from llmtrain.train.contract import Objective
 
 
 def optimizer_step(
@@ -23,14 +23,13 @@ def optimizer_step(
     accelerator: Accelerator,
     optimizer: torch.optim.Optimizer,
     max_grad_norm: float,
-    n_sums: int,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Train on the micro-batches `micro` and update, unless the loss or the gradient is not
     finite (the update is then skipped). Returns the step's sums (loss sum, targets, tokens,
-    then the objective's own `n_sums - 3` parts), the gradient norm before clipping, and
-    whether the update was applied."""
+    then the objective's own `n_parts`), the gradient norm before clipping, and whether the
+    update was applied."""
     world = accelerator.num_processes
-    sums = torch.zeros(n_sums, dtype=torch.float64, device=accelerator.device)
+    sums = torch.zeros(3 + objective.n_parts, dtype=torch.float64, device=accelerator.device)
     # Targets over all micro-batches and processes, known before any forward: each sum is
     # scaled once, before backward (DDP averages over processes: x world).
     count = torch.stack([objective.targets(b) for b in micro]).sum().double()

@@ -14,7 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100
+from llmtrain.objectives.inputs import model_inputs
+from llmtrain.train.contract import IGNORE
+
 CHUNK_ELEMENTS = 1 << 21  # logits per chunk on the CPU (8 MB in float32): it stays in cache
 GPU_CHUNKS = 8  # on a GPU a few big chunks: each launches kernels, and memory is fast
 
@@ -99,3 +101,26 @@ def head_cross_entropy(
         flat, projection.weight, projection.bias, labels.flatten(), torch.is_grad_enabled()
     )
     return loss, (labels != IGNORE).sum()
+
+
+def _vocabulary_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The module mapping hidden states to vocabulary logits (BERT's pretraining heads hold it
+    beside the next-sentence head), or None."""
+    head = getattr(model, "cls", None)
+    if head is not None:
+        return getattr(head, "predictions", head)
+    return getattr(model, "lm_head", None)
+
+
+def head_loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], pick, labels: torch.Tensor, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Summed cross-entropy of the vocabulary head at the positions `pick(hidden)` selects,
+    against `labels` (picked the same way), or None for a model whose output head we cannot
+    call alone. The vocabulary projection dominates small models' compute and memory traffic,
+    so it runs where there are targets and nowhere else (head_cross_entropy)."""
+    head = _vocabulary_head(model)
+    if head is None:
+        return None
+    hidden = model.base_model(**model_inputs(model, batch, causal)).last_hidden_state
+    return head_cross_entropy(head, pick(hidden), labels)
