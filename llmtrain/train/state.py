@@ -156,10 +156,38 @@ def restore(job: Job, model, optimizer, scheduler, n_parts: int) -> TrainState:
             f"cannot resume from {path}: training settings differ: {', '.join(changed)} "
             "(trainer.allow_config_change=true resumes anyway)"
         )
-    state = TrainState.from_dict(saved["state"], n_parts, accelerator.device)
+    found = saved["state"] if "state" in saved else _from_position(saved["position"])
+    state = TrainState.from_dict(found, n_parts, accelerator.device)
     run.truncate_metrics(state.progress.step)
     job.console.line(f"resuming from {path} (step {state.progress.step})")
     return state
+
+
+def _from_position(old: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint written before TrainState (its flat "position") in TrainState's form, so a
+    run started with an older llmtrain resumes exactly."""
+    loss_sum, targets, tokens, seconds = old["window"]
+    return {
+        "progress": {k: old[k] for k in Progress.__dataclass_fields__},
+        "best": {
+            "value": old["best"],
+            "step": old["best_step"],
+            "evals_since": old["evals_since_best"],
+        },
+        "budget": {
+            "planned_steps": old["planned_steps"],
+            "used_seconds": old["budget_used"],
+            "eval_seconds": old["eval_seconds"],
+            "save_seconds": old["save_seconds"],
+        },
+        "window": {
+            "loss_sum": loss_sum,
+            "targets": targets,
+            "tokens": tokens,
+            "parts": old["window_parts"],
+            "seconds": seconds,
+        },
+    }
 
 
 def save(job: Job, state: TrainState, model, optimizer, scheduler, plan: Plan) -> Path:
