@@ -16,7 +16,7 @@ from typing import Any
 from llmtrain.commands import LOG, finetune
 from llmtrain.config import FinetuneConfig, GlueSuiteConfig, settle
 from llmtrain.console import Console
-from llmtrain.data.tasks import GLUE, GlueSpec
+from llmtrain.tasks.glue import GLUE, GlueSpec
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
 from llmtrain.rundir import RunDir
 from llmtrain.train.checkpoint import changed_settings
