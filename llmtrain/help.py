@@ -63,7 +63,7 @@ def command_help(config_name: str, title: str, overrides: list[str]) -> str:
     runs = "this sweep's first job runs" if sweep else "this command line runs"
     lines += ["", f"keys (group.key=value), with the values {runs} with:"]
     for name in names:
-        if cfg[name] is not None:  # an unselected optional group (recipe) has no keys
+        if cfg[name]:  # an unselected optional group (recipe, evaluate's task) has no keys
             picked = f" ({name}={choices[name]})" if name in choices else ""
             lines += ["", f"{name}{picked}:", *_key_lines(cfg, name)]
     lines += ["", "examples:", *_examples(title), ""]

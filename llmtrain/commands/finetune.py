@@ -9,6 +9,8 @@ from typing import Any
 
 import datasets
 import torch
+from accelerate import Accelerator
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmtrain import models, recipes, tasks
 from llmtrain.commands import finetune_summary, finish, global_batch, header_rows, start
@@ -35,42 +37,16 @@ def run(
     check(cfg)
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     cache = Path(cfg.task.cache_dir).expanduser()
-    path = models.source(cfg.model)
-
     with accelerator.main_process_first():  # rank 0 builds the caches, the others read them
         task = tasks.load(cfg.task, cache, training=True, seed=cfg.trainer.seed)
-        if path:
-            tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
-        else:  # a fresh model gets a tokenizer trained on the task's own training text
-            texts = task.train_texts()
-            tokenizer = build_tokenizer(
-                cfg.tokenizer,
-                cfg.model.family,
-                datasets.Dataset.from_dict({"text": texts}),
-                cache,
-                max_length=cfg.model.max_position_embeddings,
-                fingerprint=hashlib.sha256("\n".join(texts).encode()).hexdigest(),
-            )
+        tokenizer = _tokenizer(cfg, task, cache)
         encoded = task.encode(tokenizer, console.warn)
     model = task.build_model(cfg.model, tokenizer)
     objective = task.objective(tokenizer)
     extra = task.extra(tokenizer, accelerator, run)
     main = task.main_metric
-    steps = total_steps(cfg.trainer, len(encoded["train"]), accelerator.num_processes)
-    lower = "" if task.greater_is_better else " (lower is better)"
-    console.header(
-        "llmtrain finetune",
-        {
-            **header_rows("finetune", overrides, run, accelerator, cfg.trainer),
-            "task": f"{cfg.task.name}: {task.describe()}, main metric {main}{lower}",
-            "model": f"{path or 'fresh ' + cfg.model.family.value}: {type(model).__name__}, "
-            f"{count_parameters(model):,} parameters",
-            "data": ", ".join(f"{name} {len(split):,} rows" for name, split in encoded.items()),
-            "global batch": global_batch(cfg.trainer, accelerator, "rows"),
-            "steps": f"{steps:,}"
-            + (f" ({cfg.trainer.epochs:g} epochs)" if cfg.trainer.epochs is not None else ""),
-        },
-    )
+    rows = header_rows("finetune", overrides, run, accelerator, cfg.trainer)
+    console.header("llmtrain finetune", {**rows, **_header(cfg, task, model, encoded, accelerator)})
 
     def export(directory: Path, weights: dict[str, torch.Tensor]) -> None:
         model.save_pretrained(str(directory), state_dict=weights)
@@ -107,3 +83,42 @@ def run(
     return finish(
         cfg, summary, run, console, accelerator, "final model, the best", result["eval"].metrics
     )
+
+
+def _tokenizer(cfg: FinetuneConfig, task: tasks.Task, cache: Path) -> PreTrainedTokenizerBase:
+    """The loaded model's tokenizer, or for a fresh model one trained on the task's own
+    training text."""
+    path = models.source(cfg.model)
+    if path:
+        return load_tokenizer(path, cfg.model.trust_remote_code)
+    texts = task.train_texts()
+    return build_tokenizer(
+        cfg.tokenizer,
+        cfg.model.family,
+        datasets.Dataset.from_dict({"text": texts}),
+        cache,
+        max_length=cfg.model.max_position_embeddings,
+        fingerprint=hashlib.sha256("\n".join(texts).encode()).hexdigest(),
+    )
+
+
+def _header(
+    cfg: FinetuneConfig,
+    task: tasks.Task,
+    model: PreTrainedModel,
+    encoded: dict[str, Any],
+    accelerator: Accelerator,
+) -> dict[str, str]:
+    """The header's rows of what is trained: task, model, data, batch and steps."""
+    steps = total_steps(cfg.trainer, len(encoded["train"]), accelerator.num_processes)
+    lower = "" if task.greater_is_better else " (lower is better)"
+    path = models.source(cfg.model)
+    return {
+        "task": f"{cfg.task.name}: {task.describe()}, main metric {task.main_metric}{lower}",
+        "model": f"{path or 'fresh ' + cfg.model.family.value}: {type(model).__name__}, "
+        f"{count_parameters(model):,} parameters",
+        "data": ", ".join(f"{name} {len(split):,} rows" for name, split in encoded.items()),
+        "global batch": global_batch(cfg.trainer, accelerator, "rows"),
+        "steps": f"{steps:,}"
+        + (f" ({cfg.trainer.epochs:g} epochs)" if cfg.trainer.epochs is not None else ""),
+    }
