@@ -7,16 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
+from transformers import PreTrainedTokenizerBase
 
 from llmtrain import models, tasks
 from llmtrain.commands import header_rows, start
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName
+from llmtrain.console import Console
 from llmtrain.data import sources
 from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.objectives import build_objective, takes_block_diagonal_attention
+from llmtrain.rundir import RunDir
 from llmtrain.train import trackers
 from llmtrain.train.evaluate import evaluate
 
@@ -76,8 +79,15 @@ def run(
     return summary
 
 
-def _task(cfg: EvaluateConfig, path: str, tokenizer, accelerator: Accelerator, run, console):
-    """The task's metrics, and its predictions written to predictions/."""
+def _task(
+    cfg: EvaluateConfig,
+    path: str,
+    tokenizer: PreTrainedTokenizerBase,
+    accelerator: Accelerator,
+    run: RunDir,
+    console: Console,
+) -> dict[str, Any]:
+    """The task's metrics (and what its evaluations add), its predictions in predictions/."""
     id2label = models.pretrained_config(path, cfg.model.trust_remote_code).id2label or {}
     task = tasks.load(
         cfg.task,
