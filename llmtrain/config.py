@@ -17,7 +17,7 @@ from llmtrain.errors import ConfigError
 
 def opt(default: Any = None, help: str = "", factory: Any = None, resume_free: bool = False) -> Any:
     """A dataclass field with a one-line help text. `resume_free`: the key may change between a
-    checkpoint and its resumption without changing what is trained (RESUME_FREE_KEYS)."""
+    checkpoint and its resumption without changing what is trained (resume_free_keys)."""
     metadata = {"help": help, "resume_free": resume_free}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
@@ -78,16 +78,6 @@ class Strategy(Enum):
     ddp = "ddp"
     fsdp = "fsdp"
     deepspeed = "deepspeed"
-
-
-class TagScheme(Enum):
-    IOB1 = "IOB1"
-    IOB2 = "IOB2"
-    IOE1 = "IOE1"
-    IOE2 = "IOE2"
-    IOBES = "IOBES"
-    BILOU = "BILOU"
-    conlleval = "conlleval"
 
 
 class Precision(Enum):
@@ -265,70 +255,6 @@ class TrainerConfig:
 
 
 @dataclass
-class TaskConfig:
-    name: str = opt(
-        "sst2",
-        "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, custom, ner, squad, squad_v2, sft",
-    )
-    data_dir: str | None = opt(None, "GLUE: read GLUE's own TSV files here instead of the hub")
-    train_file: str | None = opt(
-        None, "custom, ner, squad: training file (.csv, .tsv, .jsonl, .parquet; .conll; .json)"
-    )
-    validation_file: str | None = opt(None, "custom, ner, squad: evaluation file")
-    test_file: str | None = opt(None, "custom: file to predict (labels optional)")
-    text_fields: list[str] = opt(help="custom: one or two text columns", factory=lambda: ["text"])
-    label_field: str = opt("label", "custom: the label column")
-    labels: list[str] = opt(
-        help="custom, ner: the label (tag) set in id order; empty: read from train", factory=list
-    )
-    num_labels: int | None = opt(None, "custom: 1 for regression; else checked against the labels")
-    max_length: int = opt(128, "tokens per example; longer inputs are truncated")
-    max_train_examples: int | None = opt(None, "use only the first N training examples")
-    # token classification (ner)
-    tokens_field: str = opt("tokens", "ner (.jsonl): the list of words")
-    tags_field: str = opt("tags", "ner (.jsonl): the list of tags, one per word")
-    scheme: TagScheme = opt(
-        TagScheme.IOB2,
-        "ner: tagging scheme for entity scores (strict, seqeval): IOB1, IOB2, IOE1, IOE2, IOBES, "
-        "BILOU; conlleval: lenient, as conlleval",
-    )
-    # extractive question answering (squad, squad_v2)
-    hub_dataset: str | None = opt(None, "squad: hub dataset read when no files are given")
-    doc_stride: int = opt(128, "squad: context tokens shared by consecutive windows")
-    max_answer_length: int = opt(30, "squad: longest answer in tokens")
-    n_best: int = opt(20, "squad: start and end candidates per window")
-    null_threshold: float = opt(
-        0.0, "squad_v2: answer nothing when the null score beats the best span by more than this"
-    )
-    cache_dir: str = opt(CACHE_DIR, CACHE_HELP, resume_free=True)
-    prompt_field: str = opt("prompt", "sft: the field holding a prompt")
-    response_field: str = opt("response", "sft: the field holding the prompt's response")
-    messages_field: str = opt(
-        "messages", "sft: the field holding a conversation, a list of {role, content}"
-    )
-    validation_fraction: float = opt(
-        0.05, "sft: share of the training examples held out when no validation_file is given"
-    )
-    packing: bool = opt(
-        True, "sft: several examples per max_length row, each seeing only itself; false: one a row"
-    )
-    samples: int | None = opt(
-        4,
-        "sft: validation prompts generated from at each evaluation; null: all of them",
-        resume_free=True,
-    )
-    max_new_tokens: int = opt(64, "sft: longest generation, in tokens", resume_free=True)
-    do_sample: bool = opt(
-        False, "sft: sample the generations (seeded); false: greedy", resume_free=True
-    )
-    temperature: float = opt(1.0, "sft: sampling temperature (do_sample)", resume_free=True)
-    top_p: float = opt(1.0, "sft: nucleus sampling share (do_sample)", resume_free=True)
-    rouge: bool = opt(
-        False, "sft: ROUGE-L of the generations against the references", resume_free=True
-    )
-
-
-@dataclass
 class DistributedConfig:
     strategy: Strategy = opt(
         Strategy.single, "single (data-parallel when launched as several), ddp, fsdp, deepspeed"
@@ -366,7 +292,7 @@ class LoggerConfig:
 
 
 # GLUE's tasks in the leaderboard's order: the one list of their names. The GLUE registry
-# (llmtrain/data/tasks.py) holds a spec for each, in this order; the names live here because the
+# (llmtrain/tasks/glue.py) holds a spec for each, in this order; the names live here because the
 # schema, which `llmtrain --help` imports without torch or datasets, defaults glue.tasks to them.
 GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
 
@@ -451,7 +377,6 @@ GROUPS = {
     "model": ModelConfig,
     "objective": ObjectiveConfig,
     "trainer": TrainerConfig,
-    "task": TaskConfig,
     "distributed": DistributedConfig,
     "logger": LoggerConfig,
     "glue": GlueConfig,
@@ -460,28 +385,36 @@ GROUPS = {
 
 
 def resume_free_keys(extra: Iterable[tuple[str, type]] = ()) -> frozenset[str]:
-    """`group.key` of every field marked `resume_free` in the group schemas (GROUPS) and in
-    `extra`: (group, schema) pairs of schemas kept outside this module (e.g. task kinds')."""
+    """Keys that may change between a checkpoint and its resumption without changing what is
+    trained (how long and how often, where caches and trackers are, what SFT's evaluations
+    generate): `group.key` of every field marked `resume_free` in the group schemas (GROUPS),
+    the task kinds' (llmtrain.tasks) and `extra`'s (group, schema) pairs."""
+    from llmtrain import tasks  # the task kinds' schemas live with their kinds
+
+    kinds = [("task", schema) for schema in tasks.schemas().values()]
     return frozenset(
         f"{group}.{f.name}"
-        for group, schema in [*GROUPS.items(), *extra]
+        for group, schema in [*GROUPS.items(), *kinds, *extra]
         for f in fields(schema)
         if f.metadata.get("resume_free")
     )
 
 
-# Keys that may change between a checkpoint and its resumption without changing what is trained:
-# how long and how often, where caches and trackers are, what SFT's evaluations generate.
-RESUME_FREE_KEYS = resume_free_keys()
-
-
 def option_tables() -> str:
-    """Markdown tables of every group's keys, defaults and help (the README embeds this)."""
+    """Markdown tables of every group's keys, defaults and help (docs/configuration.md embeds
+    this); the task group has one table per task kind (llmtrain.tasks)."""
     from dataclasses import MISSING
 
+    from llmtrain import tasks
+
+    tables = [(f"**`{group}`**", group, schema) for group, schema in GROUPS.items()]
+    at = list(GROUPS).index("trainer") + 1
+    tables[at:at] = [
+        (f"**`task`** (kind `{kind}`)", "task", schema) for kind, schema in tasks.schemas().items()
+    ]
     out = []
-    for group, schema in GROUPS.items():
-        out += [f"**`{group}`**", "", "| key | default | meaning |", "|---|---|---|"]
+    for heading, group, schema in tables:
+        out += [heading, "", "| key | default | meaning |", "|---|---|---|"]
         for f in fields(schema):
             default = f.default if f.default is not MISSING else f.default_factory()
             if isinstance(default, Enum):
@@ -492,15 +425,36 @@ def option_tables() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _open_node() -> Any:
+    """The composed `task` group before its kind's schema types it: open to any key (Hydra
+    closes every other node), so that `task.KEY=…` reaches `llmtrain.tasks.schema_config`,
+    which names a key the kind does not take."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({}, flags={"struct": False})
+
+
+def _task(node: Any) -> Any:
+    from llmtrain import tasks
+
+    return tasks.schema_config(node)
+
+
 @dataclass
 class FinetuneConfig:
-    task: TaskConfig = field(default_factory=TaskConfig)
+    # A task kind's schema (llmtrain.tasks), from the composed values at conversion
+    task: Any = field(default_factory=_open_node)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     recipe: RecipeConfig | None = None
+
+    def __post_init__(self) -> None:
+        self.task = _task(self.task)
+        if self.task is None:
+            raise ConfigError("llmtrain finetune needs a task: task=NAME")
 
 
 @dataclass
@@ -519,12 +473,15 @@ class GlueSuiteConfig:
 class EvaluateConfig:
     """A task's metrics and predictions (task=…), or a language model's perplexity (data=…)."""
 
-    task: TaskConfig | None = None
+    task: Any = field(default_factory=_open_node)  # as FinetuneConfig's; None: no task
     data: DataConfig | None = None
     objective: ObjectiveConfig | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        self.task = _task(self.task)
 
 
 @dataclass

@@ -75,7 +75,7 @@ def command_help(config_name: str, title: str, overrides: list[str]) -> str:
     runs = "this sweep's first job runs" if sweep else "this command line runs"
     lines += ["", f"keys (group.key=value), with the values {runs} with:"]
     for name in names:
-        if cfg[name] is not None:  # an unselected optional group (recipe) has no keys
+        if cfg[name]:  # an unselected optional group (recipe, evaluate's task) has no keys
             picked = f" ({name}={choices[name]})" if name in choices else ""
             lines += ["", f"{name}{picked}:", *_key_lines(cfg, name)]
     lines += ["", "examples:", *_examples(title), ""]
@@ -190,11 +190,22 @@ def _schema_keys(config_name: str) -> dict[str, Any]:
     schema = OmegaConf.get_type(ConfigStore.instance().load(f"{config_name}_schema.yaml").node)
     keys: dict[str, Any] = {}
     for group, kind in typing.get_type_hints(schema).items():
-        group_type = _unwrap(kind)
-        keys[group] = group_type
-        for key, key_type in typing.get_type_hints(group_type).items():
+        keys[group] = dict if group == "task" else _unwrap(kind)
+        for key, key_type in _hints(group, _unwrap(kind)).items():
             keys[f"{group}.{key}"] = _unwrap(key_type)
     return keys
+
+
+def _hints(group: str, schema: Any) -> dict[str, Any]:
+    """A group's keys and their types; the task group's are those of every task kind."""
+    if group != "task":
+        return typing.get_type_hints(schema) if schema in GROUPS.values() else {}
+    from llmtrain.tasks import schemas
+
+    hints: dict[str, Any] = {}
+    for kind_schema in schemas().values():
+        hints.update(typing.get_type_hints(kind_schema))
+    return hints
 
 
 def _unwrap(kind: Any) -> Any:
@@ -210,7 +221,7 @@ def _key_type(key: str) -> Any:
     if "." not in key:
         return dict if (config_dir() / key).is_dir() else None
     group, _, name = key.partition(".")
-    hints = typing.get_type_hints(GROUPS[group]) if group in GROUPS else {}
+    hints = _hints(group, GROUPS.get(group))
     return _unwrap(hints[name]) if name in hints else None
 
 
@@ -228,6 +239,10 @@ def _key_lines(cfg: Any, group: str) -> list[str]:
     from omegaconf import OmegaConf
 
     node = cfg[group]
+    if group == "task":  # typed by its kind's schema, with the defaults its file leaves out
+        from llmtrain.tasks import complete
+
+        node = complete(node)
     try:
         values = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
     except Exception:  # an interpolation only a running job can resolve: show it as written

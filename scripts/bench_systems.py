@@ -25,15 +25,15 @@ def _setup(workload: dict, gpu: bool):
         Family,
         ModelConfig,
         ObjectiveName,
-        TaskConfig,
         TokenizerConfig,
     )
     from llmtrain.console import quiet_libraries
     from llmtrain.data.packing import BlockDataset, pack_blocks
     from llmtrain.data.sources import load_corpus
-    from llmtrain.data.tasks import encode, load_task
     from llmtrain.data.tokenizer import build_tokenizer
     from llmtrain.models import build_classifier, build_model
+    from llmtrain.tasks.classification import ClassificationConfig, encode
+    from llmtrain.tasks.glue import read_glue
 
     quiet_libraries()
     cache = Path(os.environ.get("LLMTRAIN_CACHE", Path.home() / ".cache" / "llmtrain"))
@@ -49,7 +49,7 @@ def _setup(workload: dict, gpu: bool):
     )
     vocab = 50257 if hidden == 768 and family is Family.gpt2 else (30522 if hidden >= 384 else 8192)
     if workload["objective"] == "sst2":
-        task = load_task(TaskConfig(name="sst2", data_dir=str(SST2)), cache)
+        task = read_glue(ClassificationConfig(name="sst2", data_dir=str(SST2)), cache, None)
         texts = datasets.Dataset.from_dict({"text": list(task.splits["train"]["text_a"])})
         tokenizer = build_tokenizer(
             TokenizerConfig(vocab_size=vocab),
@@ -100,7 +100,7 @@ def _objective(workload, tokenizer, data):
 
     from llmtrain.config import ObjectiveConfig, ObjectiveName
     from llmtrain.objectives import build_objective
-    from llmtrain.task_objectives import SequenceClassification
+    from llmtrain.tasks.classification import SequenceClassification
 
     if workload["objective"] == "sst2":
         lengths = torch.tensor([len(x) for x in data["input_ids"]])

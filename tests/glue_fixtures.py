@@ -32,7 +32,7 @@ def write_glue(
     """Write every GLUE task's (or `only` these tasks') train/dev/test files under root/<task>/
     (with `glue_names`, under GLUE's own directory names: root/CoLA/, root/SST-2/, …) and
     return root."""
-    from llmtrain.data.tasks import GLUE
+    from llmtrain.tasks.glue import GLUE
 
     tasks = {
         "cola": _cola,

@@ -13,7 +13,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-from llmtrain.data.tasks import GLUE
+from llmtrain.tasks.glue import GLUE
 
 TASKS = list(GLUE)
 FT = [

@@ -14,10 +14,9 @@ from conftest import read_metrics, run_cli
 from rouge_score.rouge_scorer import RougeScorer
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-from llmtrain.config import TaskConfig
-from llmtrain.data import sft
 from llmtrain.errors import DataError
-from llmtrain.objectives.causal import SupervisedLM
+from llmtrain.tasks import sft_data as sft
+from llmtrain.tasks.sft import SftConfig, SupervisedLM
 from llmtrain.train.contract import IGNORE
 
 COLOURS = {
@@ -95,7 +94,7 @@ def tokenizer(clm_run):
 
 
 def _examples(tmp_path: Path) -> list[sft.Example]:
-    return sft.read_examples(_write(tmp_path / "rows.jsonl", _rows()[:4]), TaskConfig(name="sft"))
+    return sft.read_examples(_write(tmp_path / "rows.jsonl", _rows()[:4]), SftConfig())
 
 
 def test_prompt_tokens_are_not_targets(tokenizer, clm_run, tmp_path):
@@ -206,7 +205,7 @@ def test_evaluate_reports_the_same_loss(sft_run, sft_files, cache_dir, tmp_path)
 
 def test_held_out_split_when_no_validation_file(tmp_path):
     path = _write(tmp_path / "rows.jsonl", _rows())
-    cfg = TaskConfig(name="sft", train_file=str(path), validation_fraction=0.25)
+    cfg = SftConfig(train_file=str(path), validation_fraction=0.25)
     splits = sft.load_splits(cfg, seed=1)
     assert len(splits["validation"]) == 5 and len(splits["train"]) == 15
     assert not {e.where for e in splits["validation"]} & {e.where for e in splits["train"]}
@@ -260,7 +259,7 @@ def test_bad_rows_name_file_and_line(tmp_path, text, line, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(text)
     with pytest.raises(DataError) as error:
-        sft.read_examples(path, TaskConfig(name="sft"))
+        sft.read_examples(path, SftConfig())
     where = f"{path}:{line}: " if line else f"{path}: "
     assert str(error.value).startswith(where) and message in str(error.value)
     assert "\n" not in str(error.value)

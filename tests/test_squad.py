@@ -12,10 +12,10 @@ from conftest import FT_TINY, read_metrics, run_cli
 from span_fixtures import write_squad
 
 from llmtrain.config import Family, TokenizerConfig
-from llmtrain.data.squad import OUTSIDE, Window, best_answer, encode_squad, read_squad
 from llmtrain.data.tokenizer import build_tokenizer
 from llmtrain.errors import DataError
 from llmtrain.metrics import normalize_answer, squad_metrics
+from llmtrain.tasks.squad import OUTSIDE, Window, best_answer, encode_squad, read_squad
 
 TASKS = ["squad", "squad_v2"]
 

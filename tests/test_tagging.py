@@ -14,11 +14,12 @@ from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 from span_fixtures import sentence, write_conll, write_tag_jsonl
 
-from llmtrain.config import Family, TaskConfig, TokenizerConfig
+from llmtrain import tasks
+from llmtrain.config import Family, TokenizerConfig
 from llmtrain.data.tokenizer import build_tokenizer
 from llmtrain.errors import DataError
-from llmtrain.kinds import load_kind
 from llmtrain.metrics import tagging_metrics
+from llmtrain.tasks.tagging import TaggingConfig
 
 LONG = sentence(1) * 8  # 72 words: longer than the runs' task.max_length=32
 
@@ -54,8 +55,8 @@ def ner_run(ner_files, cache_dir, tmp_path_factory):
 
 
 def _kind(tmp_path: Path, train: Path, dev: Path, **kw):
-    cfg = TaskConfig(name="ner", train_file=str(train), validation_file=str(dev), **kw)
-    return load_kind(cfg, tmp_path, training=True)
+    cfg = TaggingConfig(train_file=str(train), validation_file=str(dev), **kw)
+    return tasks.load(cfg, tmp_path, training=True)
 
 
 def test_conll_and_jsonl_read_alike(tmp_path):

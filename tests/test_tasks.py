@@ -10,9 +10,11 @@ import pytest
 from conftest import run_cli
 from glue_fixtures import write_glue
 
-from llmtrain.config import TaskConfig
-from llmtrain.data.tasks import load_task
+from llmtrain import tasks
+from llmtrain.config import ModelConfig
 from llmtrain.errors import ConfigError, DataError
+from llmtrain.tasks import classification
+from llmtrain.tasks.classification import ClassificationConfig
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,10 @@ def glue(tmp_path_factory) -> Path:
 
 
 def _load(tmp_path: Path, **kw):
-    return load_task(TaskConfig(**kw), tmp_path)
+    """A classification task's data, read for training (after its config checks)."""
+    cfg = ClassificationConfig(**kw)
+    classification.check(cfg, ModelConfig())
+    return tasks.load(cfg, tmp_path, training=True).data
 
 
 def test_glue_layouts(glue, tmp_path):
@@ -175,15 +180,15 @@ def test_a_missing_text_column_lists_the_columns_found(tmp_path, text, found):
 
 def test_a_directory_is_not_a_file(tmp_path):
     from llmtrain.data.files import read_lines, read_records
-    from llmtrain.data.squad import read_squad
-    from llmtrain.data.tagging import read_sentences
+    from llmtrain.tasks.squad import read_squad
+    from llmtrain.tasks.tagging import TaggingConfig, read_sentences
 
     d = tmp_path / "data.csv"
     d.mkdir()
     readers = [
         lambda: read_lines(d),
         lambda: read_records(d),
-        lambda: read_sentences(d, TaskConfig(name="ner")),
+        lambda: read_sentences(d, TaggingConfig()),
         lambda: read_squad(d, v2=False),
         lambda: _load(tmp_path, name="custom", train_file=str(d), validation_file=str(d)),
     ]
@@ -193,9 +198,8 @@ def test_a_directory_is_not_a_file(tmp_path):
 
 
 def _evaluated(tmp_path: Path, model_labels: list[str], **kw):
-    from llmtrain.kinds import load_kind
-
-    return load_kind(TaskConfig(**kw), tmp_path, training=False, model_labels=model_labels).task
+    cfg = ClassificationConfig(**kw)
+    return tasks.load(cfg, tmp_path, training=False, model_labels=model_labels).data
 
 
 def test_evaluation_takes_the_models_labels(glue, tmp_path):

@@ -6,42 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import datasets
 from accelerate import Accelerator
-from transformers import PreTrainedModel
+from transformers import PreTrainedTokenizerBase
 
-from llmtrain import kinds, models
-from llmtrain.commands import header_rows, sft, start
-from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName, TrainerConfig
+from llmtrain import models, tasks
+from llmtrain.commands import header_rows, start
+from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName
+from llmtrain.console import Console
 from llmtrain.data import sources
 from llmtrain.data.packing import packed_dataset
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
-from llmtrain.kinds import Kind, load_kind
 from llmtrain.objectives import build_objective
 from llmtrain.objectives.inputs import takes_block_diagonal_attention
 from llmtrain.rundir import RunDir
 from llmtrain.train import trackers
-from llmtrain.train.contract import Objective
-from llmtrain.train.evaluator import Evaluation, evaluate
-
-
-def predict_and_record(
-    model: PreTrainedModel,
-    objective: Objective,
-    task: Kind,
-    encoded: dict[str, datasets.Dataset],
-    cfg: TrainerConfig,
-    accelerator: Accelerator,
-    run: RunDir,
-) -> Evaluation:
-    """Evaluate every evaluation split (and predict the test split) and write predictions/."""
-    names = [*task.eval_splits, *(["test"] if "test" in encoded else [])]
-    evaluation = evaluate(model, objective, {n: encoded[n] for n in names}, cfg, accelerator)
-    for split, predictions in evaluation.predictions.items():
-        run.write_text(*task.predictions_file(split, predictions))
-    return evaluation
+from llmtrain.train.evaluator import evaluate
 
 
 def check(cfg: EvaluateConfig) -> str:
@@ -52,12 +33,9 @@ def check(cfg: EvaluateConfig) -> str:
         raise ConfigError(
             "llmtrain evaluate needs a model: model.from_run=RUN_DIR or model.name_or_path=…"
         )
-    if cfg.task is not None and cfg.task.name == "sft":
-        sft.check_evaluate(cfg)
-        models.require_trained(path, "clm", cfg.model.trust_remote_code)
-    elif cfg.task is not None:
-        models.require_trained(path, kinds.head(cfg.task.name), cfg.model.trust_remote_code)
-        models.check_length(cfg.model, cfg.task.max_length, "task.max_length")
+    if cfg.task is not None:
+        tasks.check(cfg.task, cfg.model)
+        models.require_trained(path, tasks.head(cfg.task), cfg.model.trust_remote_code)
     elif cfg.data is None:
         raise ConfigError("give task=… (metrics) or data=… (perplexity)")
     else:
@@ -89,22 +67,8 @@ def run(
         },
     )
     tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
-    if cfg.task is not None and cfg.task.name == "sft":  # a causal LM on prompts and responses
-        summary = sft.evaluate(cfg, path, tokenizer, accelerator, run, console)
-    elif cfg.task is not None:
-        id2label = models.pretrained_config(path, cfg.model.trust_remote_code).id2label or {}
-        task = load_kind(
-            cfg.task,
-            Path(cfg.task.cache_dir).expanduser(),
-            training=False,
-            model_labels=[id2label[i] for i in sorted(id2label)],
-        )
-        encoded = task.encode(tokenizer, console.warn)
-        model = task.build_model(cfg.model, tokenizer)
-        evaluation = predict_and_record(
-            model, task.objective(tokenizer), task, encoded, cfg.trainer, accelerator, run
-        )
-        summary = {"task": cfg.task.name, "main_metric": task.main_metric, **evaluation.metrics}
+    if cfg.task is not None:
+        summary = _task(cfg, path, tokenizer, accelerator, run, console)
     else:
         summary = _language_model(cfg, path, tokenizer, accelerator)
     summary["model"] = path
@@ -114,6 +78,32 @@ def run(
     console.summary("llmtrain evaluate", summary, f"run directory: {run.path}")
     accelerator.end_training()
     return summary
+
+
+def _task(
+    cfg: EvaluateConfig,
+    path: str,
+    tokenizer: PreTrainedTokenizerBase,
+    accelerator: Accelerator,
+    run: RunDir,
+    console: Console,
+) -> dict[str, Any]:
+    """The task's metrics (and what its evaluations add), its predictions in predictions/."""
+    id2label = models.pretrained_config(path, cfg.model.trust_remote_code).id2label or {}
+    task = tasks.load(
+        cfg.task,
+        Path(cfg.task.cache_dir).expanduser(),
+        training=False,
+        model_labels=[id2label[i] for i in sorted(id2label)],
+        seed=cfg.trainer.seed,
+    )
+    encoded = task.encode(tokenizer, console.warn)
+    model = task.build_model(cfg.model, tokenizer)
+    objective, extra = task.objective(tokenizer), task.extra(tokenizer, accelerator, run)
+    evaluation = tasks.predict_and_record(
+        model, objective, task, encoded, cfg.trainer, accelerator, run, extra
+    )
+    return {"task": cfg.task.name, "main_metric": task.main_metric, **evaluation.metrics}
 
 
 def _language_model(

@@ -10,6 +10,7 @@ from llmtrain.commands import one_run_dir, parse_plain
 from llmtrain.config import GenerateConfig, ObjectiveName
 from llmtrain.console import quiet_libraries
 from llmtrain.data.tokenizer import load_tokenizer
+from llmtrain.decoding import Decoding, generate
 from llmtrain.errors import ConfigError
 
 
@@ -28,19 +29,8 @@ def main(argv: list[str]) -> None:
             f"the prompt ({ids.shape[1]} tokens) and max_new_tokens={cfg.max_new_tokens} "
             f"exceed the model's {positions} positions"
         )
-    torch.manual_seed(cfg.seed)
-    sample = cfg.temperature > 0
-    sampling = {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p}
-    with torch.inference_mode():
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=cfg.max_new_tokens,
-            do_sample=sample,
-            num_return_sequences=cfg.num_samples,
-            pad_token_id=tokenizer.pad_token_id,
-            **(sampling if sample else {}),
-        )
+    decoding = Decoding(cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p)
+    [out] = generate(model, tokenizer, ids.tolist(), decoding, cfg.seed, cfg.num_samples)
     texts = tokenizer.batch_decode(out, skip_special_tokens=True)
     print("\n---\n".join(texts), flush=True)
 

@@ -16,9 +16,9 @@ from typing import Any
 from llmtrain.commands import LOG, run_command
 from llmtrain.config import FinetuneConfig, GlueSuiteConfig, settle
 from llmtrain.console import Console
-from llmtrain.data.tasks import GLUE, GlueSpec
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
 from llmtrain.rundir import RunDir
+from llmtrain.tasks.glue import GLUE, GlueSpec
 from llmtrain.train.checkpoint import changed_settings
 from llmtrain.train.distributed import launched_processes
 

@@ -147,7 +147,7 @@ def padded_documents(
         doc = np.repeat(np.arange(len(doc_lengths)), doc_lengths)
         offset = np.arange(len(ids)) - np.repeat(np.cumsum(doc_lengths) - doc_lengths, doc_lengths)
         dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.int32
-        rows = np.full((int(pieces.sum()), block_size), _pad_id(tokenizer), dtype=dtype)
+        rows = np.full((int(pieces.sum()), block_size), pad_id(tokenizer), dtype=dtype)
         rows[first_row[doc] + offset // block_size, offset % block_size] = ids
         lengths = np.bincount(first_row[doc] + offset // block_size, minlength=len(rows))
         save_atomic(rows_path, rows)
@@ -155,7 +155,9 @@ def padded_documents(
     return np.load(rows_path, mmap_mode="r"), np.load(lengths_path, mmap_mode="r")
 
 
-def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id padding takes: the tokenizer's padding token, else its end-of-sequence token (a
+    GPT-2 tokenizer has no padding token); padding is never attended to nor scored."""
     for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
         if token_id is not None:
             return token_id

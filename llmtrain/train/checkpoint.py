@@ -40,7 +40,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from llmtrain.config import LENGTH_KEYS, RESUME_FREE_KEYS
+from llmtrain.config import LENGTH_KEYS, resume_free_keys
 from llmtrain.errors import ConfigError
 from llmtrain.rundir import RunDir
 
@@ -168,7 +168,7 @@ def finished(run: RunDir, config: dict[str, Any]) -> bool:
 def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Training-relevant keys whose values differ: 'key (old -> new)'."""
     old, new = _flatten(saved), _flatten(current)
-    keys = sorted((old.keys() | new.keys()) - RESUME_FREE_KEYS)
+    keys = sorted((old.keys() | new.keys()) - resume_free_keys())
     return [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in keys if old.get(k) != new.get(k)]
 
 

@@ -22,13 +22,14 @@ Objectives subclass these protocols, inheriting the defaults (no parts, no predi
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import torch
+if TYPE_CHECKING:  # torch-free at run time: task kinds subclass these where --help reads them
+    import torch
 
 IGNORE = -100  # the label of a position that is no target (PyTorch's cross-entropy default)
 Row = tuple[int, Any, Any]  # (example index, prediction, reference)
-Batch = dict[str, torch.Tensor]
+Batch = dict[str, "torch.Tensor"]
 
 
 class Objective(Protocol):

@@ -1,5 +1,5 @@
-"""Supervised fine-tuning data: prompt → response examples, as token rows whose labels mark the
-response tokens only.
+"""Supervised fine-tuning data (task=sft, tasks/sft.py): prompt → response examples, as token
+rows whose labels mark the response tokens only.
 
 A row of the input file holds either a prompt and a response (joined as written: any separator
 belongs in the prompt) or a conversation, a list of `{role, content}` messages rendered by the
@@ -18,14 +18,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from llmtrain.config import TaskConfig
 from llmtrain.data.files import read_records
 from llmtrain.errors import ConfigError, DataError
-
-IGNORE = -100  # label of a position that is not a target (PyTorch's cross-entropy default)
+from llmtrain.train.contract import IGNORE
 
 # For tokenizers without a template (our own pretraining runs'): a role line, then the text;
 # an assistant turn ends with the end-of-sequence token, where generation stops.
@@ -61,7 +60,7 @@ class Prompt:
     reference: str
 
 
-def load_splits(cfg: TaskConfig, seed: int) -> dict[str, list[Example]]:
+def load_splits(cfg: Any, seed: int) -> dict[str, list[Example]]:
     """`train` and `validation` examples: from task.validation_file, or a seeded share
     (task.validation_fraction) held out of the training file."""
     if not cfg.train_file:
@@ -90,7 +89,7 @@ def load_splits(cfg: TaskConfig, seed: int) -> dict[str, list[Example]]:
     return {"train": [train[i] for i in kept], "validation": [train[i] for i in held]}
 
 
-def load_validation(cfg: TaskConfig, seed: int) -> list[Example]:
+def load_validation(cfg: Any, seed: int) -> list[Example]:
     """The validation examples alone: task.validation_file, else the share of task.train_file
     that `load_splits` holds out with the same seed."""
     if cfg.validation_file:
@@ -100,13 +99,13 @@ def load_validation(cfg: TaskConfig, seed: int) -> list[Example]:
     return load_splits(cfg, seed)["validation"]
 
 
-def read_examples(path: Path, cfg: TaskConfig) -> list[Example]:
+def read_examples(path: Path, cfg: Any) -> list[Example]:
     """Examples of a .jsonl (or .csv / .tsv / .parquet) file; a bad row stops with its line."""
     path, records = read_records(path)
     return [_example(record, f"{path}:{number}", cfg) for number, record in records]
 
 
-def _example(record: object, where: str, cfg: TaskConfig) -> Example:
+def _example(record: object, where: str, cfg: Any) -> Example:
     if not isinstance(record, dict):
         raise DataError(f"{where}: not a JSON object with a prompt and a response")
     if cfg.messages_field in record:
@@ -130,7 +129,7 @@ def _example(record: object, where: str, cfg: TaskConfig) -> Example:
     return Example(where, prompt=prompt, response=response)
 
 
-def _messages(value: object, where: str, cfg: TaskConfig) -> tuple[dict, ...]:
+def _messages(value: object, where: str, cfg: Any) -> tuple[dict, ...]:
     field = cfg.messages_field
     if not isinstance(value, list) or not value:
         raise DataError(f"{where}: '{field}' is not a list of messages")
