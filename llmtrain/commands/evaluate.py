@@ -10,7 +10,6 @@ from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase
 
 from llmtrain import models, tasks
-from llmtrain.commands import header_rows, start
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName
 from llmtrain.console import Console
 from llmtrain.data import sources
@@ -21,6 +20,7 @@ from llmtrain.errors import ConfigError
 from llmtrain.objectives import build_objective
 from llmtrain.objectives.inputs import takes_block_diagonal_attention
 from llmtrain.rundir import RunDir
+from llmtrain.session import header_rows, start
 from llmtrain.train import trackers
 from llmtrain.train.evaluator import evaluate
 

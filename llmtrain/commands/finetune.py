@@ -13,11 +13,11 @@ from accelerate import Accelerator
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from llmtrain import models, recipes, tasks
-from llmtrain.commands import finetune_summary, finish, global_batch, header_rows, start
 from llmtrain.config import FinetuneConfig
 from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 from llmtrain.models import count_parameters
+from llmtrain.session import finetune_summary, finish, global_batch, header_rows, start
 from llmtrain.train.evaluator import Evaluator, Select
 from llmtrain.train.job import Job, check_trainer, total_steps
 from llmtrain.train.loop import fit

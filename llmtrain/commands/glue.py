@@ -13,11 +13,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from llmtrain.commands import LOG, run_command
+from llmtrain.commands import run_command
 from llmtrain.config import FinetuneConfig, GlueSuiteConfig, settle
 from llmtrain.console import Console
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
 from llmtrain.rundir import RunDir
+from llmtrain.session import LOG
 from llmtrain.tasks.glue import GLUE, GlueSpec
 from llmtrain.train.checkpoint import changed_settings
 from llmtrain.train.distributed import launched_processes

@@ -9,7 +9,6 @@ from typing import Any
 import torch
 
 from llmtrain import models, objectives, recipes
-from llmtrain.commands import finish, global_batch, header_rows, start
 from llmtrain.config import ObjectiveName, Packing, PretrainConfig
 from llmtrain.data import sources
 from llmtrain.data import tokenizer as tokenizers
@@ -21,6 +20,7 @@ from llmtrain.models import build_model, check_objective, count_parameters
 from llmtrain.objectives import PAIRED, build_objective
 from llmtrain.objectives.inputs import takes_block_diagonal_attention
 from llmtrain.rundir import read_metrics
+from llmtrain.session import finish, global_batch, header_rows, start
 from llmtrain.train.checkpoint import full_model_state
 from llmtrain.train.evaluator import Evaluator
 from llmtrain.train.job import Job, check_trainer, total_steps

@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llmtrain.commands import header_rows, start
 from llmtrain.config import TokenizerTrainConfig, TrainerConfig
 from llmtrain.data import sources
 from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
 from llmtrain.errors import ConfigError
+from llmtrain.session import header_rows, start
 
 
 def run(
