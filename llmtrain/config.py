@@ -1,8 +1,12 @@
 """The config schema: one dataclass per config group, validated by Hydra/OmegaConf at start-up.
 
-A misspelt key or a value of the wrong type fails before any work is done. Each field's `help`
-is its one-line documentation (the README's option tables come from it). Of llmtrain, only its
-error types are imported here.
+A misspelt key or a value of the wrong type fails before any work is done. Defaults live here
+and only here (a YAML option holds what differs). Each field's `help` is its one-line
+documentation (docs/configuration.md's tables and `COMMAND --help` come from it). The task kinds'
+schemas live with their kinds (llmtrain.tasks), read here only when listing every key.
+
+Longer than 400 lines on purpose: the whole schema in one file is what a user reads to learn
+every option. It imports no torch (`llmtrain --help` and config errors stay fast).
 """
 
 from __future__ import annotations

@@ -46,7 +46,6 @@ def run(
     check(cfg)
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     cache = Path(cfg.data.cache_dir).expanduser()
-    block = cfg.trainer.block_size
 
     with accelerator.main_process_first():  # rank 0 builds the caches, the others read them
         corpus = load_corpus(cfg.data, cfg.trainer.seed)
@@ -69,29 +68,13 @@ def run(
     # Special tokens per pair: [CLS] and two [SEP].
     tokens_per_pair = float(train_set.lengths.mean()) - 3 if paired else None
     objective = build_objective(cfg.objective, tokenizer, tokens_per_pair)
-    params = count_parameters(model)
-    docs, val_docs = len(corpus["train"]), len(corpus["validation"])
     steps = total_steps(cfg.trainer, len(train_set), accelerator.num_processes)
-    sequences_per_step = cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes
-    unit = "pairs" if paired else "blocks"
-    shown = cfg.objective.name.value
-    if paired:
-        shown += f", pair loss weight {objective.pair_weight:.3g}"
-    if cfg.objective.whole_word_mask:
-        shown += ", whole-word masking"
-    packing = "" if paired else f", {_packing(*layout)}"
-    console.header(
-        "llmtrain pretrain",
-        {
-            **header_rows("pretrain", overrides, run, accelerator, cfg.trainer),
-            "model": f"{type(model).__name__}, {params:,} parameters, objective {shown}",
-            "data": f"{docs:,} documents, {train_set.num_tokens:,} tokens, "
-            f"{len(train_set):,} {unit} of {'at most ' * paired}{block}{packing}",
-            "validation": f"{val_docs:,} documents, {len(eval_set):,} {unit}",
-            "global batch": global_batch(cfg.trainer, accelerator, "sequences"),
-            "steps": f"{steps:,} ({steps * sequences_per_step * block:,} tokens)",
-        },
-    )
+    rows = header_rows("pretrain", overrides, run, accelerator, cfg.trainer)
+    rows.update(_header(cfg, model, objective, corpus, (train_set, eval_set), layout))
+    rows["global batch"] = global_batch(cfg.trainer, accelerator, "sequences")
+    sequences = steps * cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes
+    rows["steps"] = f"{steps:,} ({sequences * cfg.trainer.block_size:,} tokens)"
+    console.header("llmtrain pretrain", rows)
 
     job = Job(cfg.trainer, accelerator, run, console, resolved, steps)
     evaluator = Evaluator({"validation": eval_set}, objective, cfg.trainer, accelerator)
@@ -103,18 +86,42 @@ def run(
         if tmp is not None:
             model.save_pretrained(str(tmp), state_dict=weights)
             save_tokenizer(tokenizer, tmp)
-    evals = [r for r in read_metrics(run.path) if r["split"] == "eval" and r["loss"] is not None]
-    best = min(evals, key=lambda r: r["loss"], default={"loss": None, "step": None})
     last = result.last_eval.metrics  # loss and perplexity; the pair objectives' terms too
     summary = {
         **last,
-        "best_loss": best["loss"],
-        "best_step": best["step"],
+        **_best(run.path),
         **result.summary(),
         "wall_seconds": round(console.elapsed(), 3),
-        "parameters": params,
+        "parameters": count_parameters(model),
     }
     return finish(cfg, summary, run, console, accelerator, "final model", last)
+
+
+def _header(cfg: PretrainConfig, model, objective, corpus, sets, layout) -> dict[str, str]:
+    """The header's rows of what is trained: model and objective, data and validation."""
+    train_set, eval_set = sets
+    paired, block = cfg.objective.name in PAIRED, cfg.trainer.block_size
+    unit = "pairs" if paired else "blocks"
+    shown = cfg.objective.name.value
+    if paired:
+        shown += f", pair loss weight {objective.pair_weight:.3g}"
+    if cfg.objective.whole_word_mask:
+        shown += ", whole-word masking"
+    packing = "" if paired else f", {_packing(*layout)}"
+    return {
+        "model": f"{type(model).__name__}, {count_parameters(model):,} parameters, "
+        f"objective {shown}",
+        "data": f"{len(corpus['train']):,} documents, {train_set.num_tokens:,} tokens, "
+        f"{len(train_set):,} {unit} of {'at most ' * paired}{block}{packing}",
+        "validation": f"{len(corpus['validation']):,} documents, {len(eval_set):,} {unit}",
+    }
+
+
+def _best(run_path: Path) -> dict[str, Any]:
+    """The lowest evaluation loss of the run (all attempts, from metrics.jsonl) and its step."""
+    evals = [r for r in read_metrics(run_path) if r["split"] == "eval" and r["loss"] is not None]
+    best = min(evals, key=lambda r: r["loss"], default={"loss": None, "step": None})
+    return {"best_loss": best["loss"], "best_step": best["step"]}
 
 
 def _packing(packing: Packing, block_diagonal: bool) -> str:

@@ -1,6 +1,6 @@
 """Sentence pairs from documents, for next-sentence (NSP) and sentence-order (SOP) prediction.
 
-The recipe of Google's BERT (create_pretraining_data.py): each document is split into sentences
+The method of Google's BERT (create_pretraining_data.py): each document is split into sentences
 (`data.sentence_split`), consecutive sentences are gathered into a chunk until it reaches the
 target length (`block_size - 3`, or with `short_seq_prob` a random shorter one), and the chunk
 is cut at a random sentence boundary into A and B. Then
