@@ -10,6 +10,7 @@ from typing import Any
 
 from llmtrain.config import ModelConfig, opt
 from llmtrain.tasks import TaskConfig
+from llmtrain.train.contract import Predictor
 
 HEAD = "classify"
 LABELS = ["even", "odd"]
@@ -92,8 +93,9 @@ def load(
     return Parity(cfg, training)
 
 
-class ParityObjective:
-    """Cross-entropy over the two classes; the metric is the share predicted right."""
+class ParityObjective(Predictor):
+    """Cross-entropy over the two classes; the metric is the share predicted right (a Predictor:
+    the loop's evaluation scores its predictions)."""
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
