@@ -1,4 +1,4 @@
-"""A task kind from outside llmtrain, for tests/test_toy_kind.py: is a sentence's number of
+"""A task kind from outside llmtrain, for tests/e2e/test_toy_kind.py: is a sentence's number of
 words even or odd? Its own schema, data (made up, no files), head, objective and metric."""
 
 from __future__ import annotations
