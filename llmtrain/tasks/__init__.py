@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from llmtrain.config import TrainerConfig
-    from llmtrain.objectives import Objective
     from llmtrain.rundir import RunDir
+    from llmtrain.train.contract import Objective
     from llmtrain.train.evaluator import Evaluation
 
 # The kinds that ship with llmtrain; any other kind is a dotted module path.

@@ -23,17 +23,16 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from llmtrain.objectives import Row
     from llmtrain.tasks.labelled_files import TaskData
+    from llmtrain.train.contract import Row
 
 HEAD = "classify"
-CUSTOM = "custom"  # the task of local labelled files; every other name is a GLUE task's
 
 
 @dataclass
 class ClassificationConfig(TaskConfig):
     kind: str = opt("classification", "sequence classification: a GLUE task or custom files")
-    name: str = opt("sst2", "cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, or custom")
+    name: str = opt("sst2", "a GLUE task (cola, sst2, …: GLUE's data), or any other: your files")
     data_dir: str | None = opt(None, "GLUE: read GLUE's own TSV files here instead of the hub")
     train_file: str | None = opt(None, "custom: training file (.csv, .tsv, .jsonl, .parquet)")
     validation_file: str | None = opt(None, "custom: evaluation file")
@@ -54,17 +53,18 @@ _CUSTOM_ONLY = ("train_file", "validation_file", "test_file", "text_fields", "la
 def check(cfg: ClassificationConfig, model: ModelConfig) -> None:
     from llmtrain.tasks.glue import GLUE
 
-    if cfg.name != CUSTOM and cfg.name not in GLUE:
-        raise ConfigError(f"task.name={cfg.name} is not one of {', '.join([*GLUE, CUSTOM])}")
     defaults = ClassificationConfig(name=cfg.name)
-    if cfg.name != CUSTOM:  # a GLUE task's files and fields are GLUE's
+    if cfg.name in GLUE:  # a GLUE task's files and fields are GLUE's
         for key in (*_CUSTOM_ONLY, "labels", "num_labels"):
             if getattr(cfg, key) != getattr(defaults, key):
                 raise ConfigError(
-                    f"task.{key}: task={cfg.name} is a GLUE task (task=custom: files)"
+                    f"task.{key}: task={cfg.name} is a GLUE task (task=custom: your files)"
                 )
     elif cfg.data_dir:
-        raise ConfigError("task.data_dir: task=custom reads task.train_file and its siblings")
+        raise ConfigError(
+            f"task.data_dir: task={cfg.name} reads task.train_file and its siblings "
+            "(task.data_dir is for GLUE's tasks)"
+        )
 
 
 class Classification:
@@ -77,15 +77,15 @@ class Classification:
         training: bool,
         model_labels: list[str] | None,
     ) -> None:
-        from llmtrain.tasks.glue import read_glue
+        from llmtrain.tasks.glue import GLUE, read_glue
         from llmtrain.tasks.labelled_files import read_custom
 
         self.cfg, self.training = cfg, training
         labels = _class_names(model_labels)
-        if cfg.name == CUSTOM:
-            self.data: TaskData = read_custom(cfg, training, labels)
-        else:
-            self.data = read_glue(cfg, cache_dir, labels)
+        if cfg.name in GLUE:
+            self.data: TaskData = read_glue(cfg, cache_dir, labels)
+        else:  # any other name (custom, or a task file's own): local labelled files
+            self.data = read_custom(cfg, training, labels)
         self.main_metric = self.data.metrics[0]
         self.eval_splits = self.data.eval_splits
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from llmtrain.objectives import Row
+    from llmtrain.train.contract import Row
 
 HEAD = "tag"
 
