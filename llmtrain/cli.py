@@ -19,83 +19,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-COMMANDS = {
-    "pretrain": "train a BERT (objective=mlm) or GPT-2 (objective=clm) on raw text",
-    "finetune": "fine-tune a model on a GLUE task or a local labelled file (task=…)",
-    "evaluate": "a model's task metrics and predictions (task=…) or perplexity (data=…)",
-    "tokenizer": "tokenizer train: train and save the tokenizer pretrain would train (data=…)",
-    "report": "DIR… [--out OUT]: a table of runs by main metric, and plots of their curves",
-    "generate": 'RUN_DIR prompt="…": continue a prompt with a CLM run\'s model',
-    "fill-mask": 'RUN_DIR text="… [MASK] …": an MLM run\'s guesses for the masked words',
-    "glue": "fine-tune one model on each GLUE task in turn; one table (glue.md, glue.json)",
-}
-# Commands that parse their own argv (no Hydra, no run directory), and the module of each.
-PLAIN = {"report": "report", "generate": "generate", "fill-mask": "fill_mask"}
-# Commands of two words: the module and config of each second word.
-SUBCOMMANDS = {"tokenizer": {"train": "tokenizer_train"}}
+from llmtrain.commands import COMMANDS, PLAIN, SUBCOMMANDS, config_dir
+
 EXIT_USER_ERROR = 2
 _WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT}
-
-
-def config_dir() -> Path:
-    """The config tree: inside the installed package (wheel), or at the repo root (editable)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "configs", here.parent / "configs"):
-        if (candidate / "pretrain.yaml").is_file():
-            return candidate
-    raise RuntimeError(
-        f"llmtrain's config tree is missing (looked in {here}/configs and {here.parent}/configs)"
-    )
-
-
-def usage() -> str:
-    """`llmtrain --help`: the commands, the config groups (the schema's), and examples."""
-    import textwrap
-
-    from llmtrain.config import GROUPS  # the schema, without torch
-
-    lines = [
-        "usage: llmtrain COMMAND [key=value ...] [-m] [--quiet] [--cfg job] [--help]",
-        "",
-        "commands:",
-    ]
-    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
-    groups = (
-        f"groups: {', '.join(GROUPS)}; pick one with group=option, set any key with "
-        "group.key=value; `llmtrain COMMAND --help` lists the options. --quiet: only warnings "
-        "and the summary."
-    )
-    lines += [
-        "",
-        f"configs: {config_dir()}",
-        *textwrap.wrap(
-            groups, 94, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False
-        ),
-        "",
-        "examples:",
-        "  llmtrain pretrain objective=mlm",
-        "  llmtrain pretrain objective=clm model=gpt2-tiny",
-        "  llmtrain pretrain data=text_files data.train_files=[a.txt,b.txt] trainer.max_steps=2000",
-        "  llmtrain pretrain -m trainer.lr=1e-3,3e-4",
-        "  llmtrain pretrain --cfg job",
-        "  llmtrain finetune task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/pretrain/…",
-        "  llmtrain evaluate task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/finetune/…",
-        "  llmtrain finetune task=sft task.train_file=qa.jsonl model.from_run=outputs/pretrain/…",
-        "  llmtrain pretrain logger.trackers=[tensorboard,mlflow]",
-        "  llmtrain report multirun/pretrain/2026-11-26/12-00-00",
-        '  llmtrain generate outputs/pretrain/… prompt="def main" temperature=0.7',
-        '  llmtrain fill-mask outputs/pretrain/… text="return the [MASK] of the list"',
-        "  llmtrain tokenizer train data=text_files data.train_files=[a.txt] "
-        "tokenizer.vocab_size=4096",
-        "  llmtrain glue glue.tasks=[cola,sst2,rte] glue.data_dir=glue_data model.from_run=…",
-        "  llmtrain pretrain recipe=bert-tiny-stdlib",
-    ]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
+        from llmtrain.help import usage  # hydra and the schema, no torch
+
         print(usage())
         sys.exit(0 if args else EXIT_USER_ERROR)
     command, rest = args[0], args[1:]

@@ -13,7 +13,7 @@ import typing
 from dataclasses import MISSING, fields
 from typing import Any
 
-from llmtrain.cli import COMMANDS, config_dir, usage
+from llmtrain.commands import COMMANDS, config_dir
 from llmtrain.config import GROUPS, FillMaskConfig, GenerateConfig, register_schemas, settle
 from llmtrain.errors import ConfigError
 
@@ -34,7 +34,7 @@ _INFO_FLAGS = {"--info", "-i"}
 _INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 _HYDRA_FLAGS = _VALUE_FLAGS | _SWITCHES | _INFO_FLAGS
 _OWN_FLAGS = {"--quiet"}
-# The key=value schema of each command that parses its own argv (cli.PLAIN); report takes paths.
+# The key=value schema of each command that parses its own argv (commands.PLAIN); report takes paths.
 _PLAIN_SCHEMAS = {"generate": GenerateConfig, "fill-mask": FillMaskConfig}
 # report's arguments, which are paths and a flag rather than keys of a schema.
 _REPORT_ARGUMENTS = """arguments:
@@ -85,7 +85,7 @@ def command_help(config_name: str, title: str, overrides: list[str]) -> str:
 
 def plain_help(command: str) -> str:
     """`llmtrain COMMAND --help` for a command without Hydra: its synopsis and description (as
-    `llmtrain --help` gives them, cli.COMMANDS) and its arguments: each key of its schema with
+    `llmtrain --help` gives them, commands.COMMANDS) and its arguments: each key of its schema with
     the default and help, or report's paths."""
     synopsis, _, description = COMMANDS[command].partition(": ")
     schema = _PLAIN_SCHEMAS.get(command)
@@ -293,3 +293,46 @@ def _examples(title: str) -> list[str]:
     """The examples of `llmtrain --help` that are for this command."""
     examples = usage().split("\nexamples:\n", 1)[1].splitlines()
     return [line for line in examples if line.split()[1 : 1 + len(title.split())] == title.split()]
+
+
+def usage() -> str:
+    """`llmtrain --help`: the commands, the config groups (the schema's), and examples."""
+    from llmtrain.config import GROUPS  # the schema, without torch
+
+    lines = [
+        "usage: llmtrain COMMAND [key=value ...] [-m] [--quiet] [--cfg job] [--help]",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    groups = (
+        f"groups: {', '.join(GROUPS)}; pick one with group=option, set any key with "
+        "group.key=value; `llmtrain COMMAND --help` lists the options. --quiet: only warnings "
+        "and the summary."
+    )
+    lines += [
+        "",
+        f"configs: {config_dir()}",
+        *textwrap.wrap(
+            groups, 94, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False
+        ),
+        "",
+        "examples:",
+        "  llmtrain pretrain objective=mlm",
+        "  llmtrain pretrain objective=clm model=gpt2-tiny",
+        "  llmtrain pretrain data=text_files data.train_files=[a.txt,b.txt] trainer.max_steps=2000",
+        "  llmtrain pretrain -m trainer.lr=1e-3,3e-4",
+        "  llmtrain pretrain --cfg job",
+        "  llmtrain finetune task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/pretrain/…",
+        "  llmtrain evaluate task=sst2 task.data_dir=glue/SST-2 model.from_run=outputs/finetune/…",
+        "  llmtrain finetune task=sft task.train_file=qa.jsonl model.from_run=outputs/pretrain/…",
+        "  llmtrain pretrain logger.trackers=[tensorboard,mlflow]",
+        "  llmtrain report multirun/pretrain/2026-11-26/12-00-00",
+        '  llmtrain generate outputs/pretrain/… prompt="def main" temperature=0.7',
+        '  llmtrain fill-mask outputs/pretrain/… text="return the [MASK] of the list"',
+        "  llmtrain tokenizer train data=text_files data.train_files=[a.txt] "
+        "tokenizer.vocab_size=4096",
+        "  llmtrain glue glue.tasks=[cola,sst2,rte] glue.data_dir=glue_data model.from_run=…",
+        "  llmtrain pretrain recipe=bert-tiny-stdlib",
+    ]
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """One module per command: each wires the components together and reads top to bottom; this
-module dispatches to them and parses the argv of the commands without Hydra (what every
-training command shares is llmtrain.session).
+module is their table (COMMANDS, and where the config tree is), dispatches to them, and parses
+the argv of the commands without Hydra (what every training command shares is llmtrain.session).
 
 A Hydra command is `run(cfg, run_dir, resolved, overrides)`: its config schema, the run
 directory Hydra chose, the resolved config (saved with checkpoints) and the command-line
@@ -16,6 +16,32 @@ from pathlib import Path
 from typing import Any
 
 from llmtrain.errors import ConfigError
+
+COMMANDS = {
+    "pretrain": "train a BERT (objective=mlm) or GPT-2 (objective=clm) on raw text",
+    "finetune": "fine-tune a model on a GLUE task or a local labelled file (task=…)",
+    "evaluate": "a model's task metrics and predictions (task=…) or perplexity (data=…)",
+    "tokenizer": "tokenizer train: train and save the tokenizer pretrain would train (data=…)",
+    "report": "DIR… [--out OUT]: a table of runs by main metric, and plots of their curves",
+    "generate": 'RUN_DIR prompt="…": continue a prompt with a CLM run\'s model',
+    "fill-mask": 'RUN_DIR text="… [MASK] …": an MLM run\'s guesses for the masked words',
+    "glue": "fine-tune one model on each GLUE task in turn; one table (glue.md, glue.json)",
+}
+# Commands that parse their own argv (no Hydra, no run directory), and the module of each.
+PLAIN = {"report": "report", "generate": "generate", "fill-mask": "fill_mask"}
+# Commands of two words: the module and config of each second word.
+SUBCOMMANDS = {"tokenizer": {"train": "tokenizer_train"}}
+
+
+def config_dir() -> Path:
+    """The config tree: inside the installed package (wheel), or at the repo root (editable)."""
+    here = Path(__file__).resolve().parent.parent  # the package
+    for candidate in (here / "configs", here.parent / "configs"):
+        if (candidate / "pretrain.yaml").is_file():
+            return candidate
+    raise RuntimeError(
+        f"llmtrain's config tree is missing (looked in {here}/configs and {here.parent}/configs)"
+    )
 
 
 def run_command(

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from llmtrain.cli import config_dir
+from llmtrain.commands import config_dir
 from llmtrain.config import (
     EvaluateConfig,
     FinetuneConfig,
@@ -124,7 +124,7 @@ def test_the_documented_option_tables_match_the_schema():
     import subprocess
     import sys
 
-    from llmtrain.cli import config_dir
+    from llmtrain.commands import config_dir
 
     script = config_dir().parent / "scripts" / "sync_docs.py"
     result = subprocess.run(
