@@ -154,16 +154,13 @@ def _job(command: str, cfg: Any) -> Any:
     from llmtrain.config import settle
     from llmtrain.new_dirs import created_for
     from llmtrain.rundir import claimed
+    from llmtrain.tasks import typed
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)  # this job's, a sweep's included
     settle(cfg, overrides)
-    if "task" in cfg:  # its kind's schema: the defaults its file leaves out, saved and resolved
-        from llmtrain.tasks import complete
-
-        cfg.task = complete(cfg.task)
-    schema = OmegaConf.to_object(cfg)  # typed dataclasses; fails on a missing value
+    schema = typed(cfg)  # typed dataclasses (the task's by its kind); fails on a missing value
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     if int(os.environ.get("RANK", "0")) > 0:  # rank 0 holds the directory for the launch
         return run_command(command, schema, run_dir, resolved, overrides)

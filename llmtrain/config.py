@@ -391,30 +391,25 @@ GROUPS = {
 def resume_free_keys(extra: Iterable[tuple[str, type]] = ()) -> frozenset[str]:
     """Keys that may change between a checkpoint and its resumption without changing what is
     trained (how long and how often, where caches and trackers are, what SFT's evaluations
-    generate): `group.key` of every field marked `resume_free` in the group schemas (GROUPS),
-    the task kinds' (llmtrain.tasks) and `extra`'s (group, schema) pairs."""
-    from llmtrain import tasks  # the task kinds' schemas live with their kinds
-
-    kinds = [("task", schema) for schema in tasks.schemas().values()]
+    generate): `group.key` of every field marked `resume_free` in the group schemas (GROUPS) and
+    in `extra`'s (group, schema) pairs (the task kinds': llmtrain.tasks.resume_free_keys)."""
     return frozenset(
         f"{group}.{f.name}"
-        for group, schema in [*GROUPS.items(), *kinds, *extra]
+        for group, schema in [*GROUPS.items(), *extra]
         for f in fields(schema)
         if f.metadata.get("resume_free")
     )
 
 
-def option_tables() -> str:
+def option_tables(kinds: dict[str, type]) -> str:
     """Markdown tables of every group's keys, defaults and help (docs/configuration.md embeds
-    this); the task group has one table per task kind (llmtrain.tasks)."""
+    this); the task group has one table per task kind (`kinds`: llmtrain.tasks.schemas())."""
     from dataclasses import MISSING
-
-    from llmtrain import tasks
 
     tables = [(f"**`{group}`**", group, schema) for group, schema in GROUPS.items()]
     at = list(GROUPS).index("trainer") + 1
     tables[at:at] = [
-        (f"**`task`** (kind `{kind}`)", "task", schema) for kind, schema in tasks.schemas().items()
+        (f"**`task`** (kind `{kind}`)", "task", schema) for kind, schema in kinds.items()
     ]
     out = []
     for heading, group, schema in tables:
@@ -431,22 +426,16 @@ def option_tables() -> str:
 
 def _open_node() -> Any:
     """The composed `task` group before its kind's schema types it: open to any key (Hydra
-    closes every other node), so that `task.KEY=…` reaches `llmtrain.tasks.schema_config`,
+    closes every other node), so that `task.KEY=…` reaches `llmtrain.tasks.typed`,
     which names a key the kind does not take."""
     from omegaconf import OmegaConf
 
     return OmegaConf.create({}, flags={"struct": False})
 
 
-def _task(node: Any) -> Any:
-    from llmtrain import tasks
-
-    return tasks.schema_config(node)
-
-
 @dataclass
 class FinetuneConfig:
-    # A task kind's schema (llmtrain.tasks), from the composed values at conversion
+    # A task kind's schema (llmtrain.tasks.typed types it from the composed values)
     task: Any = field(default_factory=_open_node)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -454,11 +443,6 @@ class FinetuneConfig:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     recipe: RecipeConfig | None = None
-
-    def __post_init__(self) -> None:
-        self.task = _task(self.task)
-        if self.task is None:
-            raise ConfigError("llmtrain finetune needs a task: task=NAME")
 
 
 @dataclass
@@ -483,9 +467,6 @@ class EvaluateConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-
-    def __post_init__(self) -> None:
-        self.task = _task(self.task)
 
 
 @dataclass

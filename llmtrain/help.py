@@ -34,7 +34,8 @@ _INFO_FLAGS = {"--info", "-i"}
 _INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 _HYDRA_FLAGS = _VALUE_FLAGS | _SWITCHES | _INFO_FLAGS
 _OWN_FLAGS = {"--quiet"}
-# The key=value schema of each command that parses its own argv (commands.PLAIN); report takes paths.
+# The key=value schema of each command that parses its own argv (commands.PLAIN); report
+# takes paths.
 _PLAIN_SCHEMAS = {"generate": GenerateConfig, "fill-mask": FillMaskConfig}
 # report's arguments, which are paths and a flag rather than keys of a schema.
 _REPORT_ARGUMENTS = """arguments:

@@ -26,12 +26,15 @@ def start(
     distributed: DistributedConfig | None = None,
     logger: LoggerConfig | None = None,
     config: dict[str, Any] | None = None,
+    resume_free: frozenset[str] | None = None,
 ) -> tuple[Accelerator, RunDir, Console]:
     """What every command begins with: the processes joined, the seed set, the run directory
     (rank 0's, for all ranks), the trackers opened with the run's `config`, and the console
-    (rank 0 speaks). A run directory that holds this very run finished ends it here."""
+    (rank 0 speaks). A run directory that holds this very run finished (same `config` but for
+    the `resume_free` keys, by default llmtrain.config.resume_free_keys()) ends it here."""
     from accelerate.utils import set_seed
 
+    from llmtrain.config import resume_free_keys
     from llmtrain.console import Console
     from llmtrain.rundir import RunDir
     from llmtrain.train.checkpoint import finished
@@ -41,7 +44,8 @@ def start(
     accelerator = make_accelerator(trainer, distributed, accelerator_kwargs(logger, run_dir))
     set_seed(trainer.seed)
     run = RunDir(shared_run_dir(accelerator, run_dir), accelerator.is_main_process)
-    if trainer.resume == "auto" and from_main(accelerator, finished(run, config or {})):
+    free = resume_free_keys() if resume_free is None else resume_free
+    if trainer.resume == "auto" and from_main(accelerator, finished(run, config or {}, free)):
         raise AlreadyComplete(
             f"{run.path} holds this run finished (summary.json, final/): nothing to do. To train "
             "again, give another hydra.run.dir, or trainer.resume=none trainer.overwrite=true"

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from llmtrain.config import option_tables
+from llmtrain.tasks import schemas
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 START, END = "<!-- options:start -->", "<!-- options:end -->"
@@ -19,7 +20,7 @@ def synced(text: str) -> str:
     """The page with everything between the markers replaced by the schema's tables."""
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{option_tables()}{END}{tail}"
+    return f"{head}{START}\n{option_tables(schemas())}{END}{tail}"
 
 
 def main() -> int:

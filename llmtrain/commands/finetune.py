@@ -16,6 +16,7 @@ from llmtrain import models, recipes, tasks
 from llmtrain.config import FinetuneConfig
 from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+from llmtrain.errors import ConfigError
 from llmtrain.models import count_parameters
 from llmtrain.session import finetune_summary, finish, global_batch, header_rows, start
 from llmtrain.train.evaluator import Evaluator, Select
@@ -25,6 +26,8 @@ from llmtrain.train.loop import fit
 
 def check(cfg: FinetuneConfig) -> None:
     """Every mistake the config alone shows, before any data is read."""
+    if cfg.task is None:
+        raise ConfigError("llmtrain finetune needs a task: task=NAME")
     check_trainer(cfg.trainer)
     recipes.require(cfg, "finetune")
     models.check_config(cfg.model)
@@ -37,7 +40,10 @@ def run(
     cfg: FinetuneConfig, run_dir: Path, resolved: dict[str, Any], overrides: list[str]
 ) -> dict[str, Any]:
     check(cfg)
-    accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
+    free = tasks.resume_free_keys()  # a task's keys among them
+    accelerator, run, console = start(
+        cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved, free
+    )
     cache = Path(cfg.task.cache_dir).expanduser()
     with accelerator.main_process_first():  # rank 0 builds the caches, the others read them
         task = tasks.load(cfg.task, cache, training=True, seed=cfg.trainer.seed)
@@ -57,7 +63,7 @@ def run(
         model.save_pretrained(str(directory), state_dict=weights)
         save_tokenizer(tokenizer, directory)
 
-    job = Job(cfg.trainer, accelerator, run, console, resolved, steps)
+    job = Job(cfg.trainer, accelerator, run, console, resolved, steps, free)
     evaluator = Evaluator(
         {name: encoded[name] for name in task.eval_splits},
         objective,

@@ -19,6 +19,7 @@ from llmtrain.console import Console
 from llmtrain.errors import ConfigError, DataError, TrainingStopped
 from llmtrain.rundir import RunDir
 from llmtrain.session import LOG
+from llmtrain.tasks import resume_free_keys, typed
 from llmtrain.tasks.glue import GLUE, GlueSpec
 from llmtrain.train.checkpoint import changed_settings
 from llmtrain.train.distributed import launched_processes
@@ -77,7 +78,7 @@ def _task(
     if task_run.summary.is_file() and task_run.final.is_dir():
         saved_file = task_run.path / TASK_CONFIG
         saved = json.loads(saved_file.read_text()) if saved_file.is_file() else task_resolved
-        changed = changed_settings(saved, task_resolved)
+        changed = changed_settings(saved, task_resolved, resume_free_keys())
         if changed:
             raise ConfigError(
                 f"{task_run.path} holds {name} finished with other settings: "
@@ -170,5 +171,7 @@ def _compose(
 
     cfg = compose(config_name="finetune", overrides=[*overrides, f"task={name}"])
     settle(cfg, overrides)  # as `llmtrain finetune` would: values given win over defaults
-    cfg.task.data_dir = str(data_dir) if data_dir else None  # set, not parsed: any path works
-    return OmegaConf.to_object(cfg), OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    schema = typed(cfg)
+    schema.task.data_dir = str(data_dir) if data_dir else None  # set, not parsed: any path works
+    cfg.task.data_dir = schema.task.data_dir
+    return schema, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)

@@ -142,14 +142,23 @@ def complete(node: Any) -> Any:
     return OmegaConf.merge(OmegaConf.structured(found), given)
 
 
-def schema_config(node: Any) -> TaskConfig | None:
-    """`complete` as a typed dataclass (values checked and interpolations resolved)."""
+def typed(cfg: Any) -> Any:
+    """A composed command config (finetune, evaluate) as its typed schema, its `task` typed by
+    the kind's (`complete`, in place, so the config saved with the run holds the kind's
+    defaults): the one conversion, for the CLI and for a command that composes another's."""
     from omegaconf import OmegaConf
 
-    if isinstance(node, TaskConfig):
-        return node
-    merged = complete(node)
-    return None if merged is None else OmegaConf.to_object(merged)
+    if "task" in cfg:
+        cfg.task = complete(cfg.task)
+    return OmegaConf.to_object(cfg)
+
+
+def resume_free_keys() -> frozenset[str]:
+    """Keys that may change on resumption (llmtrain.config.resume_free_keys), the task kinds'
+    included."""
+    from llmtrain.config import resume_free_keys as group_keys
+
+    return group_keys(("task", schema) for schema in schemas().values())
 
 
 def head(cfg: TaskConfig) -> str:

@@ -53,6 +53,12 @@ _CUSTOM_ONLY = ("train_file", "validation_file", "test_file", "text_fields", "la
 def check(cfg: ClassificationConfig, model: ModelConfig) -> None:
     from llmtrain.tasks.glue import GLUE
 
+    files = cfg.train_file or cfg.validation_file
+    if cfg.name not in GLUE and cfg.name != "custom" and not files:  # a misspelt GLUE task?
+        raise ConfigError(
+            f"task.name={cfg.name} is not one of GLUE's tasks ({', '.join(GLUE)}); for your own "
+            "files give task.train_file and task.validation_file"
+        )
     defaults = ClassificationConfig(name=cfg.name)
     if cfg.name in GLUE:  # a GLUE task's files and fields are GLUE's
         for key in (*_CUSTOM_ONLY, "labels", "num_labels"):

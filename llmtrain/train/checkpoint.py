@@ -40,7 +40,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from llmtrain.config import LENGTH_KEYS, resume_free_keys
+from llmtrain.config import LENGTH_KEYS
 from llmtrain.errors import ConfigError
 from llmtrain.rundir import RunDir
 
@@ -152,7 +152,7 @@ def find_resume(run: RunDir, resume: str, warn: Any) -> Path | None:
     return path
 
 
-def finished(run: RunDir, config: dict[str, Any]) -> bool:
+def finished(run: RunDir, config: dict[str, Any], free: frozenset[str]) -> bool:
     """Whether the run directory holds this run already finished: a summary.json, and a newest
     checkpoint written with the same settings and length of training (a run given more steps
     continues instead)."""
@@ -162,13 +162,16 @@ def finished(run: RunDir, config: dict[str, Any]) -> bool:
     saved = json.loads((found[-1] / "trainer_state.json").read_text())["config"]
     old, new = _flatten(saved), _flatten(config)
     same_length = all(old.get(key) == new.get(key) for key in LENGTH_KEYS)
-    return same_length and not changed_settings(saved, config)
+    return same_length and not changed_settings(saved, config, free)
 
 
-def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Training-relevant keys whose values differ: 'key (old -> new)'."""
+def changed_settings(
+    saved: dict[str, Any], current: dict[str, Any], free: frozenset[str]
+) -> list[str]:
+    """Training-relevant keys whose values differ, all but the resume-free keys `free`
+    (llmtrain.config.resume_free_keys): 'key (old -> new)'."""
     old, new = _flatten(saved), _flatten(current)
-    keys = sorted((old.keys() | new.keys()) - resume_free_keys())
+    keys = sorted((old.keys() | new.keys()) - free)
     return [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in keys if old.get(k) != new.get(k)]
 
 

@@ -6,12 +6,12 @@ the FitResult.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from accelerate import Accelerator
 
-from llmtrain.config import TrainerConfig
+from llmtrain.config import TrainerConfig, resume_free_keys
 from llmtrain.console import Console
 from llmtrain.errors import ConfigError, DataError
 from llmtrain.rundir import RunDir
@@ -31,6 +31,8 @@ class Job:
     console: Console
     config: dict[str, Any]
     steps: int
+    # keys a resumption may change (llmtrain.config.resume_free_keys; a task's: tasks')
+    resume_free: frozenset[str] = field(default_factory=resume_free_keys)
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ def restore(job: Job, model, optimizer, scheduler, n_parts: int) -> TrainState:
         return TrainState(window=Window(n_parts, accelerator.device))
     rank, world = accelerator.process_index, accelerator.num_processes
     saved = load_checkpoint(path, model, optimizer, scheduler, rank, world, accelerator.scaler)
-    changed = changed_settings(saved["config"], job.config)
+    changed = changed_settings(saved["config"], job.config, job.resume_free)
     if changed and not cfg.allow_config_change:
         raise ConfigError(
             f"cannot resume from {path}: training settings differ: {', '.join(changed)} "

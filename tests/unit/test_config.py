@@ -15,6 +15,7 @@ from llmtrain.config import (
     PretrainConfig,
     register_schemas,
 )
+from llmtrain.tasks import typed
 
 COMMANDS = {
     "pretrain": PretrainConfig,
@@ -37,7 +38,7 @@ def _compose(overrides: list[str], command: str = "pretrain"):
     register_schemas()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name=command, overrides=overrides)
-    return OmegaConf.to_object(cfg)
+    return typed(cfg)  # as the CLI converts it: the task by its kind's schema
 
 
 def _options() -> list[tuple[str, str]]:
@@ -151,7 +152,7 @@ RESUME_FREE_BEFORE = {
 
 
 def test_resume_free_keys_come_from_the_fields():
-    from llmtrain.config import resume_free_keys
+    from llmtrain.tasks import resume_free_keys
 
     assert resume_free_keys() == RESUME_FREE_BEFORE
 
