@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import pytest
 
 # metrics.jsonl's rows: the one reader, llmtrain's own, for every test.
 from llmtrain.rundir import read_metrics as read_metrics
+
+# The repository's root: scripts/, configs/, docs/ are under it.
+REPO = Path(__file__).resolve().parents[1]
 
 # A tiny model and a short run: enough to see the loss fall, quick on 2 cores.
 TINY = [
@@ -38,6 +42,20 @@ FT_TINY = [
 ]
 
 
+# Forty two-line documents, for the corpus readers and tokenizers.
+PARAGRAPHS = [
+    f"Document {i} says something about topic {i % 7}.\nIt has a second line." for i in range(40)
+]
+
+
+@pytest.fixture
+def paragraphs():
+    """PARAGRAPHS five times over, as a corpus."""
+    import datasets
+
+    return datasets.Dataset.from_dict({"text": PARAGRAPHS * 5})
+
+
 def tiny_gpt2(**overrides):
     """A one-layer GPT-2 over a 64-token vocabulary, the same weights every call."""
     import torch
@@ -54,6 +72,27 @@ def tiny_gpt2(**overrides):
         n_positions=16,
     )
     return GPT2LMHeadModel(GPT2Config(**{**settings, **overrides}))
+
+
+def tiny_bert(model_class=None, attention: str | None = None, **overrides):
+    """A BERT (BertForMaskedLM unless `model_class`) over a 64-token vocabulary unless
+    `vocab_size`, one layer unless `num_hidden_layers`, with `attention` as its attention
+    implementation where given; the same weights every call, in eval mode."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    settings = dict(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    config = BertConfig(**{**settings, **overrides})
+    if attention is not None:
+        config._attn_implementation = attention
+    return (model_class or BertForMaskedLM)(config).eval()
 
 
 def random_blocks(n: int = 64, length: int = 16):
@@ -99,6 +138,26 @@ def fit_tiny(run_dir: Path, objective, model=None, data=None, **trainer):
     return run, model, result
 
 
+@pytest.fixture(scope="module")
+def glue(tmp_path_factory) -> Path:
+    """Every GLUE task in its own layout, a few rows each (glue_fixtures.write_glue)."""
+    from glue_fixtures import write_glue
+
+    return write_glue(tmp_path_factory.mktemp("glue"), n_train=6, n_dev=4)
+
+
+@pytest.fixture(scope="module")
+def squad_files(tmp_path_factory) -> Path:
+    """SQuAD and SQuAD 2.0 files: <task>-train.json (8 articles) and <task>-dev.json (3)."""
+    from span_fixtures import SQUAD_TASKS, write_squad
+
+    d = tmp_path_factory.mktemp("squad")
+    for task in SQUAD_TASKS:
+        write_squad(d / f"{task}-train.json", 8, v2=task == "squad_v2")
+        write_squad(d / f"{task}-dev.json", 3, v2=task == "squad_v2", offset=8)
+    return d
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache for the session: the stdlib corpus and tokenizers are built once."""
@@ -125,6 +184,19 @@ def run_cli(
         cwd=cwd,
         timeout=600,
     )
+
+
+def cli_summary(args: list[str], run_dir: Path, cache: Path) -> dict:
+    """`python -m llmtrain ARGS` run in run_dir: it exits 0 (its stderr says why not), and its
+    summary.json."""
+    result = run_cli([*args, f"hydra.run.dir={run_dir}"], cache)
+    assert result.returncode == 0, result.stderr
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def key_line(out: str, key: str) -> str:
+    """The help's line for `key` (its value and help follow the key)."""
+    return next(line for line in out.splitlines() if line.split()[:1] == [key])
 
 
 def without(args: list[str], *keys: str) -> list[str]:

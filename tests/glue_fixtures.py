@@ -151,3 +151,24 @@ def _rte(d, n, m):
 
 def _wnli(d, n, m):
     _pair_task(d, n, m, ["0", "1"])
+
+
+def load_task(tmp_path: Path, **kw):
+    """A classification task's data, read for training (after its config checks)."""
+    from llmtrain import tasks
+    from llmtrain.config import ModelConfig
+    from llmtrain.tasks import classification
+    from llmtrain.tasks.classification import ClassificationConfig
+
+    cfg = ClassificationConfig(**kw)
+    classification.check(cfg, ModelConfig())
+    return tasks.load(cfg, tmp_path, training=True).data
+
+
+def tsv_dir(tmp_path: Path, name: str, content: bytes) -> Path:
+    """tmp_path/name/ with `content` as its train.tsv and a one-row dev.tsv."""
+    d = tmp_path / name
+    d.mkdir()
+    (d / "train.tsv").write_bytes(content)
+    (d / "dev.tsv").write_bytes(b"sentence\tlabel\nfine .\t1\n")
+    return d

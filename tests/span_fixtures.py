@@ -33,6 +33,9 @@ def sentence(i: int) -> list[tuple[str, str]]:
     return patterns[i % 3]
 
 
+LONG = sentence(1) * 8  # 72 words: longer than the runs' task.max_length=32
+
+
 def write_conll(path: Path, sentences: list[list[tuple[str, str]]]) -> Path:
     lines = ["-DOCSTART- -X- -X- O", ""]
     for tagged in sentences:
@@ -76,6 +79,10 @@ def paragraph(i: int, v2: bool) -> dict:
             }
         )
     return {"context": context.strip(), "qas": qas}
+
+
+# The two SQuAD tasks, in the order a sweep over both numbers its jobs.
+SQUAD_TASKS = ["squad", "squad_v2"]
 
 
 def write_squad(path: Path, n: int, v2: bool = False, offset: int = 0) -> Path:

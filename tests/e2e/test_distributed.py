@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, read_metrics, run_cli
+from conftest import TINY, cli_env, read_metrics, run_cli
 from glue_fixtures import write_glue
 
 pytestmark = pytest.mark.distributed
@@ -33,14 +32,7 @@ BASE += [
 
 
 def _env(cache: Path) -> dict:
-    env = {
-        **os.environ,
-        "LLMTRAIN_CACHE": str(cache),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
+    return {**cli_env(cache), "OMP_NUM_THREADS": "1"}
 
 
 def _torchrun(

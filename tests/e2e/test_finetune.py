@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FT_TINY, run_cli
-from glue_fixtures import write_glue
+from conftest import FT_TINY, cli_summary, run_cli
+from glue_fixtures import tsv_dir, write_glue
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
@@ -114,9 +114,7 @@ def test_evaluate_reproduces_a_finetune(glue_sweep, glue_dir, cache_dir, tmp_pat
         f"model.from_run={run}",
         "trainer.batch_size=8",
     ]
-    result = run_cli([*args, f"hydra.run.dir={out}"], cache_dir)
-    assert result.returncode == 0, result.stderr
-    evaluated = json.loads((out / "summary.json").read_text())
+    evaluated = cli_summary(args, out, cache_dir)
     assert evaluated["f1"] == pytest.approx(summary["best_f1"]) and evaluated[
         "accuracy"
     ] == pytest.approx(summary["best_accuracy"])
@@ -169,9 +167,7 @@ def test_custom_pair_classification(cache_dir, tmp_path):
         "task.text_fields=[premise,hypothesis]",
         *FT,
     ]
-    result = run_cli([*args, f"hydra.run.dir={run}"], cache_dir)
-    assert result.returncode == 0, result.stderr
-    summary = json.loads((run / "summary.json").read_text())
+    summary = cli_summary(args, run, cache_dir)
     config = json.loads((run / "final" / "config.json").read_text())
     assert config["id2label"] == {"0": "no", "1": "yes"}  # inferred, in sorted order
     preds, refs = _read_predictions(run / "predictions" / "validation.tsv", ("no", "yes"))
@@ -196,9 +192,7 @@ def test_custom_regression(cache_dir, tmp_path):
         "task.num_labels=1",
         *FT,
     ]
-    result = run_cli([*args, f"hydra.run.dir={run}"], cache_dir)
-    assert result.returncode == 0, result.stderr
-    summary = json.loads((run / "summary.json").read_text())
+    summary = cli_summary(args, run, cache_dir)
     assert summary["main_metric"] == "pearson"
     assert json.loads((run / "final" / "config.json").read_text())["problem_type"] == "regression"
     preds, refs = _read_predictions(run / "predictions" / "validation.tsv", ())
@@ -242,16 +236,8 @@ def test_evaluate_refuses_a_head_that_was_never_trained(
         assert not (tmp_path / "run").exists()
 
 
-def _tsv(tmp_path: Path, name: str, content: bytes) -> Path:
-    d = tmp_path / name
-    d.mkdir()
-    (d / "train.tsv").write_bytes(content)
-    (d / "dev.tsv").write_bytes(b"sentence\tlabel\nfine .\t1\n")
-    return d
-
-
 def test_bad_data_is_one_line_from_the_cli(cache_dir, tmp_path):
-    d = _tsv(tmp_path, "sst2", b"sentence\tlabel\nfine .\t1\nbad .\tmaybe\n")
+    d = tsv_dir(tmp_path, "sst2", b"sentence\tlabel\nfine .\t1\nbad .\tmaybe\n")
     result = run_cli(
         ["finetune", "task=sst2", f"task.data_dir={d}", f"hydra.run.dir={tmp_path / 'run'}"],
         cache_dir,

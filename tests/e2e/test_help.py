@@ -6,12 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_cli
-
-
-def key_line(out: str, key: str) -> str:
-    """The help's line for `key` (its value and help follow the key)."""
-    return next(line for line in out.splitlines() if line.split()[:1] == [key])
+from conftest import key_line, run_cli
 
 
 @pytest.mark.parametrize(

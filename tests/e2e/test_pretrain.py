@@ -97,15 +97,20 @@ def _eval_with_llmtrain(run_dir: Path, model: torch.nn.Module, tokenizer) -> flo
     return evaluate(model, objective, splits, cfg.trainer, Accelerator(cpu=True)).metrics["loss"]
 
 
-def test_final_mlm_reloads_with_transformers_alone(mlm_run, cache_dir, monkeypatch):
+def _reloads_with_its_loss(run: Path, auto_class, cache_dir, monkeypatch):
+    """final/ loaded by `auto_class` (and its tokenizer) scores the run's summary loss under
+    llmtrain's evaluation; returns (final, tokenizer)."""
     monkeypatch.setenv("LLMTRAIN_CACHE", str(cache_dir))
-    final = mlm_run / "final"
-    model = AutoModelForMaskedLM.from_pretrained(final)
+    final = run / "final"
+    model = auto_class.from_pretrained(final)
     tokenizer = AutoTokenizer.from_pretrained(final)
-    summary = json.loads((mlm_run / "summary.json").read_text())
-    assert math.isclose(
-        _eval_with_llmtrain(mlm_run, model, tokenizer), summary["loss"], rel_tol=1e-5
-    )
+    summary = json.loads((run / "summary.json").read_text())
+    assert math.isclose(_eval_with_llmtrain(run, model, tokenizer), summary["loss"], rel_tol=1e-5)
+    return final, tokenizer
+
+
+def test_final_mlm_reloads_with_transformers_alone(mlm_run, cache_dir, monkeypatch):
+    final, tokenizer = _reloads_with_its_loss(mlm_run, AutoModelForMaskedLM, cache_dir, monkeypatch)
     predictions = pipeline("fill-mask", model=str(final))(
         f"return the {tokenizer.mask_token} of the list."
     )
@@ -113,14 +118,7 @@ def test_final_mlm_reloads_with_transformers_alone(mlm_run, cache_dir, monkeypat
 
 
 def test_final_clm_reloads_with_transformers_alone(clm_run, cache_dir, monkeypatch):
-    monkeypatch.setenv("LLMTRAIN_CACHE", str(cache_dir))
-    final = clm_run / "final"
-    model = AutoModelForCausalLM.from_pretrained(final)
-    tokenizer = AutoTokenizer.from_pretrained(final)
-    summary = json.loads((clm_run / "summary.json").read_text())
-    assert math.isclose(
-        _eval_with_llmtrain(clm_run, model, tokenizer), summary["loss"], rel_tol=1e-5
-    )
+    final, tokenizer = _reloads_with_its_loss(clm_run, AutoModelForCausalLM, cache_dir, monkeypatch)
     out = pipeline("text-generation", model=str(final))(
         "Return the", max_new_tokens=5, do_sample=False
     )

@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-from conftest import cli_env
+from conftest import REPO, cli_env
 from glue_fixtures import write_glue
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_quality_script_compares_starts_with_one_tokenizer(tmp_path, cache_dir):

@@ -4,7 +4,6 @@ says so, exits 0, and fails the checker (scripts/recipes.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,22 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from omegaconf import OmegaConf
+from recipe_fixtures import CHECKER, RECIPES, SCRIPT
 
 from llmtrain.config import ExpectedMetric, FinetuneConfig, PretrainConfig, RecipeConfig
 from llmtrain.recipes import verdict
-
-CHECKER = Path(__file__).resolve().parents[2] / "scripts" / "recipes.py"
-RECIPES = Path(__file__).resolve().parents[2] / "configs" / "recipe"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("recipes_script", CHECKER)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-SCRIPT = _script()
 
 
 def _recipe(name: str) -> tuple[str, list[str]]:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FT_TINY, TINY, run_cli
+from conftest import FT_TINY, TINY, cli_env, run_cli
 from glue_fixtures import write_glue
 from safetensors.torch import load_file
 
@@ -38,12 +38,6 @@ STEPS = [
 FT = [*FT_TINY, "trainer.batch_size=4"]
 
 
-def _env(cache: Path) -> dict:
-    env = {**os.environ, "LLMTRAIN_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
-
-
 def _train_rows(run: Path) -> list[dict]:
     if not (run / "metrics.jsonl").exists():
         return []
@@ -55,7 +49,7 @@ def _start(args: list[str], run: Path, cache: Path, prelude: str = "") -> subpro
     code = f"{prelude}\nfrom llmtrain.cli import main\nmain({[*args, f'hydra.run.dir={run}']!r})"
     return subprocess.Popen(
         [sys.executable, "-c", code],
-        env=_env(cache),
+        env=cli_env(cache),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

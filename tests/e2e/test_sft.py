@@ -11,46 +11,15 @@ import pytest
 import torch
 from conftest import read_metrics, run_cli
 from rouge_score.rouge_scorer import RougeScorer
+from sft_fixtures import sft_rows, write_jsonl
 from transformers import pipeline
-
-COLOURS = {
-    "apple": "red",
-    "banana": "yellow",
-    "lime": "green",
-    "plum": "purple",
-    "orange": "orange",
-    "cherry": "red",
-    "grape": "green",
-    "lemon": "yellow",
-    "kiwi": "brown",
-    "berry": "blue",
-}
-
-
-def _rows() -> list[dict]:
-    rows = []
-    for fruit, colour in COLOURS.items():
-        rows.append(
-            {"prompt": f"What colour is a {fruit}?\n", "response": f"A {fruit} is {colour}."}
-        )
-        chat = [
-            {"role": "user", "content": f"Colour of {fruit}?"},
-            {"role": "assistant", "content": colour},
-        ]
-        rows.append({"messages": chat})
-    return rows
-
-
-def _write(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 @pytest.fixture(scope="session")
 def sft_files(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("sft-data")
-    rows = _rows()
-    return _write(root / "train.jsonl", rows * 2), _write(root / "dev.jsonl", rows[:6])
+    rows = sft_rows()
+    return write_jsonl(root / "train.jsonl", rows * 2), write_jsonl(root / "dev.jsonl", rows[:6])
 
 
 SFT = [
@@ -136,7 +105,7 @@ def test_evaluate_reports_the_same_loss(sft_run, sft_files, cache_dir, tmp_path)
 
 
 def test_bad_row_through_the_cli(cache_dir, tmp_path):
-    bad = _write(tmp_path / "bad.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c"}])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c"}])
     args = ["finetune", "task=sft", "model=gpt2-tiny", f"task.train_file={bad}"]
     result = run_cli([*args, f"hydra.run.dir={tmp_path / 'run'}"], cache_dir)
     assert result.returncode == 2

@@ -7,21 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FT_TINY, read_metrics, run_cli
-from span_fixtures import write_squad
+from conftest import FT_TINY, cli_summary, read_metrics, run_cli
+from span_fixtures import SQUAD_TASKS
 
 from llmtrain.metrics import squad_metrics
-
-TASKS = ["squad", "squad_v2"]
-
-
-@pytest.fixture(scope="module")
-def squad_files(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("squad")
-    for task in TASKS:
-        write_squad(d / f"{task}-train.json", 8, v2=task == "squad_v2")
-        write_squad(d / f"{task}-dev.json", 3, v2=task == "squad_v2", offset=8)
-    return d
 
 
 def test_bad_answer_stops_the_cli_with_one_line(squad_files, cache_dir, tmp_path):
@@ -45,7 +34,7 @@ def squad_sweep(squad_files, cache_dir, tmp_path_factory) -> Path:
     args = [
         "finetune",
         "-m",
-        f"task={','.join(TASKS)}",
+        f"task={','.join(SQUAD_TASKS)}",
         f"task.train_file={squad_files}/${{task.name}}-train.json",
         f"task.validation_file={squad_files}/${{task.name}}-dev.json",
         "task.max_length=48",
@@ -63,9 +52,9 @@ def squad_sweep(squad_files, cache_dir, tmp_path_factory) -> Path:
     return sweep
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", SQUAD_TASKS)
 def test_squad_run_end_to_end(squad_sweep, squad_files, task):
-    run = squad_sweep / str(TASKS.index(task))
+    run = squad_sweep / str(SQUAD_TASKS.index(task))
     evals = [r for r in read_metrics(run) if r["split"] == "eval"]
     assert [r["step"] for r in evals] == [0, 6, 12]
     assert evals[-1]["loss"] < evals[0]["loss"]  # it learns
@@ -113,9 +102,7 @@ def test_final_reloads_and_evaluate_reproduces_the_run(
         f"model.from_run={run}",
         "trainer.batch_size=16",
     ]
-    result = run_cli([*args, f"hydra.run.dir={out_dir}"], cache_dir)
-    assert result.returncode == 0, result.stderr
-    evaluated = json.loads((out_dir / "summary.json").read_text())
+    evaluated = cli_summary(args, out_dir, cache_dir)
     trained = json.loads((run / "summary.json").read_text())
     for key in ("f1", "exact", "no_ans_f1", "loss"):
         assert evaluated[key] == pytest.approx(trained[f"best_{key}"]), key

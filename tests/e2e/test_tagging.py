@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FT_TINY, read_metrics, run_cli
+from conftest import FT_TINY, cli_summary, read_metrics, run_cli
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
-from span_fixtures import sentence, write_conll
-
-LONG = sentence(1) * 8  # 72 words: longer than the runs' task.max_length=32
+from span_fixtures import LONG, sentence, write_conll
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +99,7 @@ def test_evaluate_reproduces_the_ner_run(ner_run, ner_files, cache_dir, tmp_path
         f"model.from_run={run}",
         "trainer.batch_size=8",
     ]
-    result = run_cli([*args, f"hydra.run.dir={out}"], cache_dir)
-    assert result.returncode == 0, result.stderr
-    evaluated = json.loads((out / "summary.json").read_text())
+    evaluated = cli_summary(args, out, cache_dir)
     trained = json.loads((run / "summary.json").read_text())
     for key in ("f1", "precision", "recall", "accuracy", "loss"):
         assert evaluated[key] == pytest.approx(trained[f"best_{key}"]), key

@@ -4,9 +4,9 @@ names exists, and every module in llmtrain/ is in its layout block."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO
+
 PAGE = REPO / "docs" / "architecture.md"
 ENTRY = re.compile(r"(?:\w[\w.]*\.py|\w[\w.-]*/)")
 

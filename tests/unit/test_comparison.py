@@ -3,65 +3,29 @@ one directory given two ways."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from conftest import TINY
+from report_fixtures import fake_run, held, run_statuses
 
 from llmtrain import comparison
 from llmtrain.comparison import find_runs
-
-
-def _run(
-    path: Path,
-    steps: list[int],
-    overrides: tuple[str, ...] = (),
-    summary: dict | None = None,
-    status: dict | None = None,
-) -> Path:
-    """A run directory as llmtrain writes it: overrides, a train row per step and, as the run
-    ended, summary.json and/or status.json."""
-    (path / ".hydra").mkdir(parents=True)
-    (path / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    rows = [{"step": s, "split": "train", "loss": 1.0 / (s + 1)} for s in steps]
-    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    if summary is not None:
-        (path / "summary.json").write_text(json.dumps(summary))
-    if status is not None:
-        (path / "status.json").write_text(json.dumps(status))
-    return path
-
-
-@contextlib.contextmanager
-def _held(path: Path) -> Iterator[None]:
-    """Hold the run directory as a live run does (llmtrain.rundir.claimed): flock on .lock."""
-    with open(path / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.write(json.dumps({"host": "here", "pid": os.getpid(), "since": "now"}))
-        f.flush()
-        yield
-
-
-def _statuses(tmp_path: Path) -> dict[str, str]:
-    return {r.label: r.status for r in find_runs([str(tmp_path)])}
 
 
 def test_report_status_of_a_finished_run_trained_further(tmp_path):
     """A finished run given more steps continues in its directory: the summary of the shorter
     run stays until the longer one finishes, and what happened since is what counts."""
     done = {"loss": 2.0, "steps": 10, "last_eval_finite": True}
-    _run(tmp_path / "again", [10, 20], summary=done)
-    _run(tmp_path / "stopped", [10, 20], summary=done, status={"status": "stopped", "step": 20})
-    _run(tmp_path / "at-once", [10], summary=done, status={"status": "failed", "step": 10})
+    fake_run(tmp_path / "again", [10, 20], summary=done)
+    fake_run(tmp_path / "stopped", [10, 20], summary=done, status={"status": "stopped", "step": 20})
+    fake_run(tmp_path / "at-once", [10], summary=done, status={"status": "failed", "step": 10})
     diverged = {"steps": 10, "last_eval_finite": False}
-    _run(tmp_path / "diverged", [10], summary=diverged, status={"status": "stopped", "step": 10})
-    _run(tmp_path / "running", [10], summary=done)
-    with _held(tmp_path / "running"):
-        statuses = _statuses(tmp_path)
+    fake_run(
+        tmp_path / "diverged", [10], summary=diverged, status={"status": "stopped", "step": 10}
+    )
+    fake_run(tmp_path / "running", [10], summary=done)
+    with held(tmp_path / "running"):
+        statuses = run_statuses(tmp_path)
     assert statuses == {
         "again": "interrupted (step 20)",
         "stopped": "stopped (step 20)",
@@ -91,7 +55,7 @@ def test_plot_legends_are_unique_and_show_what_differs(tmp_path, monkeypatch):
     name = "gpt2-small-openwebtext-lr3e-4-warmup2000-cosine-bs512-dropout0.1-seed"
     shards = "data.train_file=/data/corpora/openwebtext/shards/2026-11-26/part-"
     for i in (1, 2):
-        _run(tmp_path / f"{name}{i}", [5, 10], (f"{shards}{i}.txt", f"trainer.seed={i}"))
+        fake_run(tmp_path / f"{name}{i}", [5, 10], (f"{shards}{i}.txt", f"trainer.seed={i}"))
     runs = find_runs([str(tmp_path)])
     for labels in _plotted_labels(runs, tmp_path, monkeypatch)[:1]:  # train loss
         assert len(set(labels)) == len(labels) == 2
@@ -101,9 +65,9 @@ def test_plot_legends_are_unique_and_show_what_differs(tmp_path, monkeypatch):
 
 
 def test_legend_labels_shorten_the_overrides(tmp_path):
-    _run(tmp_path / "0", [5], ("trainer.lr=0.001", "model.hidden_size=64", "optimizer.lr=1"))
-    _run(tmp_path / "1", [5], ("trainer.lr=0.0003", "model.hidden_size=128", "optimizer.lr=1"))
-    _run(tmp_path / "2", [5], ("trainer.lr=0.0003", "model.hidden_size=64", "+trainer.x.y=z"))
+    fake_run(tmp_path / "0", [5], ("trainer.lr=0.001", "model.hidden_size=64", "optimizer.lr=1"))
+    fake_run(tmp_path / "1", [5], ("trainer.lr=0.0003", "model.hidden_size=128", "optimizer.lr=1"))
+    fake_run(tmp_path / "2", [5], ("trainer.lr=0.0003", "model.hidden_size=64", "+trainer.x.y=z"))
     runs = find_runs([str(tmp_path)])
     # keys by their last part where that names one setting (two settings end in .lr)
     assert comparison.legend_labels(runs) == [
@@ -115,8 +79,8 @@ def test_legend_labels_shorten_the_overrides(tmp_path):
 
 def test_legend_labels_stay_short_where_many_overrides_differ(tmp_path):
     tiny = [o.replace("=", "=1") for o in TINY]  # a dozen overrides, none common
-    _run(tmp_path / "a", [5], ("trainer.seed=1", *tiny))
-    _run(tmp_path / "b", [5], ("trainer.seed=2",))
+    fake_run(tmp_path / "a", [5], ("trainer.seed=1", *tiny))
+    fake_run(tmp_path / "b", [5], ("trainer.seed=2",))
     a, b = comparison.legend_labels(find_runs([str(tmp_path)]))
     assert a == "a seed=1 vocab_size=12000 hidden_size=164 …"  # whole overrides, 60 chars
     assert b == "b seed=2"
@@ -125,8 +89,8 @@ def test_legend_labels_stay_short_where_many_overrides_differ(tmp_path):
 
 
 def test_report_of_one_directory_given_two_ways(tmp_path, monkeypatch):
-    _run(tmp_path / "runs" / "a", [5])
-    _run(tmp_path / "runs" / "b", [5])
+    fake_run(tmp_path / "runs" / "a", [5])
+    fake_run(tmp_path / "runs" / "b", [5])
     monkeypatch.chdir(tmp_path)
     runs = find_runs(["runs", str(tmp_path / "runs"), "runs/../runs/a"])
     assert sorted(r.label for r in runs) == ["a", "b"]

@@ -4,11 +4,7 @@ report's names its arguments."""
 from __future__ import annotations
 
 import pytest
-
-
-def key_line(out: str, key: str) -> str:
-    """The help's line for `key` (its value and help follow the key)."""
-    return next(line for line in out.splitlines() if line.split()[:1] == [key])
+from conftest import key_line
 
 
 @pytest.mark.parametrize(

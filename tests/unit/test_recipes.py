@@ -3,27 +3,12 @@ and `make recipes` (scripts/recipes.py) giving each recipe its inputs, in order.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from omegaconf import OmegaConf
+from recipe_fixtures import CHECKER, RECIPES, SCRIPT
 
 from llmtrain.config import ExpectedMetric, RecipeConfig
 from llmtrain.recipes import verdict
-
-CHECKER = Path(__file__).resolve().parents[2] / "scripts" / "recipes.py"
-RECIPES = Path(__file__).resolve().parents[2] / "configs" / "recipe"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("recipes_script", CHECKER)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-SCRIPT = _script()
 
 
 def test_the_sst2_recipe_pins_learning_not_the_majority_class():

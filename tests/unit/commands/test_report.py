@@ -3,41 +3,16 @@ progress, a run killed before it logged, and its mistakes as config errors."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from report_fixtures import assert_png, held, table_rows
 
 from llmtrain.commands import report as report_command
 from llmtrain.comparison import find_runs, sort_runs
 from llmtrain.errors import ConfigError
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _table_rows(text: str) -> list[list[str]]:
-    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
-    return [[c.strip() for c in row] for row in rows[1:]]  # without the heading
-
-
-def _assert_png(path: Path) -> None:
-    data = path.read_bytes()
-    assert data.startswith(PNG) and len(data) > 5000, path  # an image with axes and lines
-
-
-@contextlib.contextmanager
-def _held(path: Path) -> Iterator[None]:
-    """Hold the run directory as a live run does (llmtrain.rundir.claimed): flock on .lock."""
-    with open(path / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.write(json.dumps({"host": "here", "pid": os.getpid(), "since": "now"}))
-        f.flush()
-        yield
 
 
 def test_report_on_a_finished_run(mlm_run, tmp_path, capsys):
@@ -45,12 +20,12 @@ def test_report_on_a_finished_run(mlm_run, tmp_path, capsys):
     report_command.main([str(mlm_run), "--out", str(out)])
     printed = capsys.readouterr().out
     summary = json.loads((mlm_run / "summary.json").read_text())
-    (row,) = _table_rows(printed)
+    (row,) = table_rows(printed)
     assert row[0] == "run" and row[2] == "finished" and row[3] == "loss"
     assert row[4] == f"{summary['loss']:.4g}" and row[8] == f"{summary['tokens']:,}"
     assert "objective=mlm" in row[1]
     assert (out / "report.md").read_text() in printed
-    _assert_png(out / "loss.png")
+    assert_png(out / "loss.png")
     assert f"report: {out}/" in printed
 
 
@@ -76,7 +51,7 @@ def test_report_on_runs_in_progress_ranks_by_the_task_metric(tmp_path, capsys):
     _fake_finetune(tmp_path / "a", [0.5, 0.9, 0.6], finished=True)
     _fake_finetune(tmp_path / "b", [0.5, 0.7], finished=False)
     _fake_finetune(tmp_path / "c", [0.5, 0.95], finished=False)
-    with _held(tmp_path / "b"), _held(tmp_path / "c"):
+    with held(tmp_path / "b"), held(tmp_path / "c"):
         runs = sort_runs(find_runs([str(tmp_path)]))
     assert [(r.label, r.metric, r.value) for r in runs] == [
         ("c", "accuracy", 0.95),
@@ -85,8 +60,8 @@ def test_report_on_runs_in_progress_ranks_by_the_task_metric(tmp_path, capsys):
     ]
     assert [r.status for r in runs] == ["running (step 10)", "finished", "running (step 10)"]
     report_command.main([str(tmp_path)])
-    _assert_png(tmp_path / "report" / "loss.png")
-    _assert_png(tmp_path / "report" / "accuracy.png")
+    assert_png(tmp_path / "report" / "loss.png")
+    assert_png(tmp_path / "report" / "accuracy.png")
 
 
 def test_report_mistakes_are_config_errors(tmp_path):
@@ -100,5 +75,5 @@ def test_report_of_a_run_killed_before_it_logged(mlm_run, tmp_path, capsys):
     started = tmp_path / "started"
     shutil.copytree(mlm_run / ".hydra", started / ".hydra")
     report_command.main([str(started)])
-    (row,) = _table_rows(capsys.readouterr().out)
+    (row,) = table_rows(capsys.readouterr().out)
     assert row[2] == "interrupted" and row[4] == "–"  # no process holds it, none ended it

@@ -9,8 +9,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_gpt2
-from transformers import BertConfig, BertForMaskedLM
+from conftest import tiny_bert, tiny_gpt2
 
 from llmtrain.config import Family, Packing, TokenizerConfig
 from llmtrain.data.packing import pack_blocks, packed_dataset, tokenize
@@ -46,17 +45,7 @@ def test_document_packing_keeps_the_blocks_and_restarts_positions(tmp_path):
 
 
 def _tiny_bert(attention: str):
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=64,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-    )
-    config._attn_implementation = attention
-    return BertForMaskedLM(config).eval()
+    return tiny_bert(attention=attention, num_hidden_layers=2, max_position_embeddings=32)
 
 
 def _tiny_gpt2(attention: str):
@@ -131,26 +120,20 @@ def test_without_block_diagonal_attention_documents_are_padded_and_padding_ignor
     assert torch.allclose(loss, sum(x for x, _ in alone), rtol=1e-5)
 
 
-PARAGRAPHS = [
-    f"Document {i} says something about topic {i % 7}.\nIt has a second line." for i in range(40)
-]
-
-
-@pytest.fixture
-def corpus():
-    return datasets.Dataset.from_dict({"text": PARAGRAPHS * 5})
-
-
 @pytest.mark.parametrize("family", [Family.bert, Family.gpt2])
-def test_packing_is_the_document_stream_cut_into_blocks(tmp_path, corpus, family):
+def test_packing_is_the_document_stream_cut_into_blocks(tmp_path, paragraphs, family):
     tokenizer = build_tokenizer(
-        TokenizerConfig(vocab_size=400, min_frequency=1), family, corpus, tmp_path, max_length=128
+        TokenizerConfig(vocab_size=400, min_frequency=1),
+        family,
+        paragraphs,
+        tmp_path,
+        max_length=128,
     )
-    blocks = pack_blocks(corpus, tokenizer, 32, tmp_path, "test")
-    stream = np.concatenate(tokenize(corpus, tokenizer, tmp_path)["input_ids"])
+    blocks = pack_blocks(paragraphs, tokenizer, 32, tmp_path, "test")
+    stream = np.concatenate(tokenize(paragraphs, tokenizer, tmp_path)["input_ids"])
     assert blocks.shape == (len(stream) // 32, 32)
     assert np.array_equal(blocks.reshape(-1), stream[: blocks.size])
     separator = tokenizer.sep_token_id if family is Family.bert else tokenizer.eos_token_id
-    assert (stream == separator).sum() == len(corpus)  # one separator after every document
+    assert (stream == separator).sum() == len(paragraphs)  # one separator after every document
     with pytest.raises(DataError, match="fewer than one block of trainer.block_size=100000"):
-        pack_blocks(corpus, tokenizer, 100_000, tmp_path, "test")
+        pack_blocks(paragraphs, tokenizer, 100_000, tmp_path, "test")

@@ -8,7 +8,8 @@ import random
 import datasets
 import pytest
 import torch
-from transformers import BertConfig, BertForPreTraining
+from conftest import tiny_bert
+from transformers import BertForPreTraining
 
 from llmtrain.config import (
     DataConfig,
@@ -251,16 +252,7 @@ def test_whole_word_masking_byte_level_bpe(bpe, corpus):
 
 def test_pair_loss_is_bert_pretraining_loss_and_adds_up(corpus, wordpiece, tmp_path):
     data = Keyed(_pairs(corpus, wordpiece, tmp_path), seed=0)
-    torch.manual_seed(0)
-    model = BertForPreTraining(
-        BertConfig(
-            vocab_size=len(wordpiece),
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-        )
-    ).eval()
+    model = tiny_bert(BertForPreTraining, vocab_size=len(wordpiece))
     objective = MaskedLMWithPairs(
         ObjectiveConfig(name=ObjectiveName.mlm_nsp), wordpiece, tokens_per_pair=40
     )

@@ -7,14 +7,11 @@ import json
 
 import datasets
 import pytest
+from conftest import PARAGRAPHS
 
 from llmtrain.config import DataConfig, Source
 from llmtrain.data.sources import load_corpus
 from llmtrain.errors import ConfigError, DataError
-
-PARAGRAPHS = [
-    f"Document {i} says something about topic {i % 7}.\nIt has a second line." for i in range(40)
-]
 
 
 def _cfg(tmp_path, **kw) -> DataConfig:
@@ -99,11 +96,6 @@ def test_mixed_file_types_are_refused(tmp_path):
         load_corpus(
             _cfg(tmp_path, train_files=[str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")]), seed=0
         )
-
-
-@pytest.fixture
-def corpus():
-    return datasets.Dataset.from_dict({"text": PARAGRAPHS * 5})
 
 
 def test_a_directory_is_not_a_file(tmp_path):

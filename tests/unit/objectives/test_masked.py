@@ -6,7 +6,7 @@ from __future__ import annotations
 import datasets
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM
+from conftest import tiny_bert
 
 from llmtrain.config import Family, ObjectiveConfig, TokenizerConfig
 from llmtrain.data.packing import BlockDataset, pack_blocks
@@ -80,16 +80,7 @@ def test_masks_follow_the_example_not_the_batch(wordpiece, keyed, examples):
 
 
 def test_sparse_mlm_head_equals_full_logits(wordpiece, examples):
-    torch.manual_seed(0)
-    model = BertForMaskedLM(
-        BertConfig(
-            vocab_size=len(wordpiece),
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-        )
-    ).eval()
+    model = tiny_bert(vocab_size=len(wordpiece))
     objective = MaskedLM(ObjectiveConfig(), wordpiece)
     batch = objective.collate(examples[:4])
     loss_sum, n = objective.loss(model, batch)

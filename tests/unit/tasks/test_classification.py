@@ -8,25 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-from glue_fixtures import write_glue
+from glue_fixtures import load_task
 
 from llmtrain import tasks
-from llmtrain.config import ModelConfig
 from llmtrain.errors import ConfigError, DataError
-from llmtrain.tasks import classification
 from llmtrain.tasks.classification import ClassificationConfig
-
-
-@pytest.fixture(scope="module")
-def glue(tmp_path_factory) -> Path:
-    return write_glue(tmp_path_factory.mktemp("glue"), n_train=6, n_dev=4)
-
-
-def _load(tmp_path: Path, **kw):
-    """A classification task's data, read for training (after its config checks)."""
-    cfg = ClassificationConfig(**kw)
-    classification.check(cfg, ModelConfig())
-    return tasks.load(cfg, tmp_path, training=True).data
 
 
 def _jsonl(path: Path, rows: list[dict]) -> str:
@@ -54,14 +40,16 @@ def test_bad_custom_files(tmp_path):
     for rows, extra, message in cases:
         bad = _jsonl(tmp_path / "bad.jsonl", rows)
         with pytest.raises(DataError, match=message):
-            _load(tmp_path, name="custom", train_file=bad, validation_file=good, **extra)
+            load_task(tmp_path, name="custom", train_file=bad, validation_file=good, **extra)
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match="empty.csv: the file is empty"):
-        _load(tmp_path, name="custom", train_file=str(tmp_path / "empty.csv"), validation_file=good)
+        load_task(
+            tmp_path, name="custom", train_file=str(tmp_path / "empty.csv"), validation_file=good
+        )
     with pytest.raises(ConfigError, match="task.num_labels=3"):
-        _load(tmp_path, name="custom", train_file=good, validation_file=good, num_labels=3)
+        load_task(tmp_path, name="custom", train_file=good, validation_file=good, num_labels=3)
     with pytest.raises(ConfigError, match="not one of"):
-        _load(tmp_path, name="sst5")
+        load_task(tmp_path, name="sst5")
 
 
 def _write(tmp_path: Path, name: str, text: str) -> str:
@@ -86,15 +74,15 @@ def test_a_row_without_a_label_or_text_is_an_error(tmp_path, name, text, message
     bad, good = _write(tmp_path, name, text), _write(tmp_path, "dev.csv", GOOD_CSV)
     for train, dev in ((bad, good), (good, bad)):
         with pytest.raises(DataError, match=message):
-            _load(tmp_path, name="custom", train_file=train, validation_file=dev)
+            load_task(tmp_path, name="custom", train_file=train, validation_file=dev)
 
 
 def test_test_file_labels_are_read_only_when_every_row_has_one(tmp_path):
     good = _write(tmp_path, "train.csv", GOOD_CSV)
     some = _write(tmp_path, "some.csv", "text,label\nnew film,pos\nold film,\n")
-    task = _load(tmp_path, name="custom", train_file=good, validation_file=good, test_file=some)
+    task = load_task(tmp_path, name="custom", train_file=good, validation_file=good, test_file=some)
     assert task.labels == ["neg", "pos"] and task.splits["test"]["label"] == [-100, -100]
-    task = _load(tmp_path, name="custom", train_file=good, validation_file=good, test_file=good)
+    task = load_task(tmp_path, name="custom", train_file=good, validation_file=good, test_file=good)
     assert task.splits["test"]["label"] == [1, 0]
 
 
@@ -108,7 +96,7 @@ def test_test_file_labels_are_read_only_when_every_row_has_one(tmp_path):
 def test_a_missing_text_column_lists_the_columns_found(tmp_path, text, found):
     bad = _write(tmp_path, "train.csv", text)
     with pytest.raises(DataError, match=f"train.csv:2: no text field 'text'.*; {found}"):
-        _load(tmp_path, name="custom", train_file=bad, validation_file=bad)
+        load_task(tmp_path, name="custom", train_file=bad, validation_file=bad)
 
 
 def test_a_directory_is_not_a_file(tmp_path):
@@ -123,7 +111,7 @@ def test_a_directory_is_not_a_file(tmp_path):
         lambda: read_records(d),
         lambda: read_sentences(d, TaggingConfig()),
         lambda: read_squad(d, v2=False),
-        lambda: _load(tmp_path, name="custom", train_file=str(d), validation_file=str(d)),
+        lambda: load_task(tmp_path, name="custom", train_file=str(d), validation_file=str(d)),
     ]
     for read in readers:
         with pytest.raises(ConfigError, match=f"^{re.escape(str(d))} is a directory, not a file$"):

@@ -2,56 +2,30 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from glue_fixtures import write_glue
+from glue_fixtures import load_task, tsv_dir
 
-from llmtrain import tasks
-from llmtrain.config import ModelConfig
 from llmtrain.errors import DataError
-from llmtrain.tasks import classification
-from llmtrain.tasks.classification import ClassificationConfig
-
-
-@pytest.fixture(scope="module")
-def glue(tmp_path_factory) -> Path:
-    return write_glue(tmp_path_factory.mktemp("glue"), n_train=6, n_dev=4)
-
-
-def _load(tmp_path: Path, **kw):
-    """A classification task's data, read for training (after its config checks)."""
-    cfg = ClassificationConfig(**kw)
-    classification.check(cfg, ModelConfig())
-    return tasks.load(cfg, tmp_path, training=True).data
 
 
 def test_glue_layouts(glue, tmp_path):
-    cola = _load(tmp_path, name="cola", data_dir=str(glue / "cola"))
+    cola = load_task(tmp_path, name="cola", data_dir=str(glue / "cola"))
     assert cola.splits["train"][0]["text_a"].startswith('the "film" number 0')  # quotes kept
     assert cola.splits["train"]["label"][:2] == [1, 0] and cola.labels == [
         "unacceptable",
         "acceptable",
     ]
-    mrpc = _load(tmp_path, name="mrpc", data_dir=str(glue / "mrpc"))  # header behind a BOM
+    mrpc = load_task(tmp_path, name="mrpc", data_dir=str(glue / "mrpc"))  # header behind a BOM
     assert mrpc.pair and mrpc.splits["validation"]["label"] == [1, 0, 1, 0]
-    mnli = _load(tmp_path, name="mnli", data_dir=str(glue / "mnli"))
+    mnli = load_task(tmp_path, name="mnli", data_dir=str(glue / "mnli"))
     assert mnli.eval_splits == ["validation", "mismatched"] and set(
         mnli.splits["train"]["label"]
     ) == {0, 1, 2}
     assert mnli.splits["test"]["label"] == [-100] * 4
-    stsb = _load(tmp_path, name="stsb", data_dir=str(glue / "stsb"))
+    stsb = load_task(tmp_path, name="stsb", data_dir=str(glue / "stsb"))
     assert stsb.regression and stsb.splits["train"]["label"][:2] == [0.5, 4.5]
-    sst2 = _load(tmp_path, name="sst2", data_dir=str(glue / "sst2"), max_train_examples=3)
+    sst2 = load_task(tmp_path, name="sst2", data_dir=str(glue / "sst2"), max_train_examples=3)
     assert len(sst2.splits["train"]) == 3 and sst2.splits["test"]["index"] == [0, 1, 2, 3]
-
-
-def _tsv(tmp_path: Path, name: str, content: bytes) -> Path:
-    d = tmp_path / name
-    d.mkdir()
-    (d / "train.tsv").write_bytes(content)
-    (d / "dev.tsv").write_bytes(b"sentence\tlabel\nfine .\t1\n")
-    return d
 
 
 @pytest.mark.parametrize(
@@ -74,6 +48,6 @@ def _tsv(tmp_path: Path, name: str, content: bytes) -> Path:
     ],
 )
 def test_bad_glue_files(tmp_path, content, message):
-    d = _tsv(tmp_path, "sst2", content)
+    d = tsv_dir(tmp_path, "sst2", content)
     with pytest.raises(DataError, match=message):
-        _load(tmp_path, name="sst2", data_dir=str(d))
+        load_task(tmp_path, name="sst2", data_dir=str(d))

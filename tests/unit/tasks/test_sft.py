@@ -3,50 +3,18 @@ assistant turn), packing changes no loss, the held-out split, bad rows named by 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from sft_fixtures import sft_rows, write_jsonl
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llmtrain.errors import DataError
 from llmtrain.tasks import sft_data as sft
 from llmtrain.tasks.sft import SftConfig, SupervisedLM
 from llmtrain.train.contract import IGNORE
-
-COLOURS = {
-    "apple": "red",
-    "banana": "yellow",
-    "lime": "green",
-    "plum": "purple",
-    "orange": "orange",
-    "cherry": "red",
-    "grape": "green",
-    "lemon": "yellow",
-    "kiwi": "brown",
-    "berry": "blue",
-}
-
-
-def _rows() -> list[dict]:
-    rows = []
-    for fruit, colour in COLOURS.items():
-        rows.append(
-            {"prompt": f"What colour is a {fruit}?\n", "response": f"A {fruit} is {colour}."}
-        )
-        chat = [
-            {"role": "user", "content": f"Colour of {fruit}?"},
-            {"role": "assistant", "content": colour},
-        ]
-        rows.append({"messages": chat})
-    return rows
-
-
-def _write(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +25,7 @@ def tokenizer(clm_run):
 
 
 def _examples(tmp_path: Path) -> list[sft.Example]:
-    return sft.read_examples(_write(tmp_path / "rows.jsonl", _rows()[:4]), SftConfig())
+    return sft.read_examples(write_jsonl(tmp_path / "rows.jsonl", sft_rows()[:4]), SftConfig())
 
 
 def test_prompt_tokens_are_not_targets(tokenizer, clm_run, tmp_path):
@@ -112,7 +80,7 @@ def test_packing_changes_no_loss(tokenizer, clm_run, tmp_path):
 
 
 def test_held_out_split_when_no_validation_file(tmp_path):
-    path = _write(tmp_path / "rows.jsonl", _rows())
+    path = write_jsonl(tmp_path / "rows.jsonl", sft_rows())
     cfg = SftConfig(train_file=str(path), validation_fraction=0.25)
     splits = sft.load_splits(cfg, seed=1)
     assert len(splits["validation"]) == 5 and len(splits["train"]) == 15

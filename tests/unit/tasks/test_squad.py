@@ -4,19 +4,14 @@ data named by file and question."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import datasets
 import pytest
-from span_fixtures import write_squad
 
 from llmtrain.config import Family, TokenizerConfig
 from llmtrain.data.tokenizer import build_tokenizer
 from llmtrain.errors import DataError
 from llmtrain.tasks.squad import OUTSIDE, Window, best_answer, encode_squad, read_squad
-
-TASKS = ["squad", "squad_v2"]
-
 
 # Hand-made windows over one context: a question and three specials (OUTSIDE) around four
 # context words; the two windows share "gamma delta".
@@ -51,15 +46,6 @@ def test_post_processing_across_windows():
     assert _answer(*span, null_threshold=0.0, nulls=(8.0, 3.0)) == "delta epsilon"
     assert _answer(*span, null_threshold=0.0, nulls=(8.0, 7.0)) == ""
     assert _answer(*span, null_threshold=2.0, nulls=(8.0, 7.0)) == "delta epsilon"
-
-
-@pytest.fixture(scope="module")
-def squad_files(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("squad")
-    for task in TASKS:
-        write_squad(d / f"{task}-train.json", 8, v2=task == "squad_v2")
-        write_squad(d / f"{task}-dev.json", 3, v2=task == "squad_v2", offset=8)
-    return d
 
 
 def test_windows_overlap_and_locate_answers(squad_files, tmp_path):

@@ -8,15 +8,13 @@ from pathlib import Path
 
 import datasets
 import pytest
-from span_fixtures import sentence, write_conll, write_tag_jsonl
+from span_fixtures import LONG, sentence, write_conll, write_tag_jsonl
 
 from llmtrain import tasks
 from llmtrain.config import Family, TokenizerConfig
 from llmtrain.data.tokenizer import build_tokenizer
 from llmtrain.errors import DataError
 from llmtrain.tasks.tagging import TaggingConfig
-
-LONG = sentence(1) * 8  # 72 words: longer than the runs' task.max_length=32
 
 
 def _kind(tmp_path: Path, train: Path, dev: Path, **kw):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,12 +12,8 @@ from llmtrain.objectives.causal import CausalLM
 from llmtrain.train import checkpoint
 
 
-def _fit_tiny(tmp_path: Path, objective, **trainer):
-    return fit_tiny(tmp_path / "run", objective, **trainer)
-
-
 def test_a_full_disk_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
-    run, model, _ = _fit_tiny(tmp_path, CausalLM())
+    run, model, _ = fit_tiny(tmp_path / "run", CausalLM())
     before = {p.name: p.read_bytes() for p in (run.checkpoints / "step-8").iterdir()}
 
     def full(*args, **kwargs):

@@ -4,7 +4,6 @@ non-finite batches that skip their step or, too many, stop the run."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,12 +91,8 @@ class Poisoned(CausalLM):
         return (loss * float("nan") if self.calls in self.bad_steps else loss), n
 
 
-def _fit_tiny(tmp_path: Path, objective, **trainer):
-    return fit_tiny(tmp_path / "run", objective, **trainer)
-
-
 def test_a_poisoned_batch_skips_its_step(tmp_path):
-    run, model, _ = _fit_tiny(tmp_path, Poisoned({3}))
+    run, model, _ = fit_tiny(tmp_path / "run", Poisoned({3}))
     rows = [json.loads(x) for x in run.metrics.read_text().splitlines() if '"train"' in x]
     assert [r["skipped_steps"] for r in rows] == [0, 0, 1, 1, 1, 1, 1, 1]
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -109,4 +104,4 @@ def test_too_many_bad_steps_stop_the_run(tmp_path):
         TrainingStopped,
         match=r"stopped at step 7: 3 non-finite .* last good checkpoint is .*step-4",
     ):
-        _fit_tiny(tmp_path, Poisoned({5, 6, 7}), max_bad_steps=3)
+        fit_tiny(tmp_path / "run", Poisoned({5, 6, 7}), max_bad_steps=3)
