@@ -2,11 +2,13 @@
 
 A misspelt key or a value of the wrong type fails before any work is done. Defaults live here
 and only here (a YAML option holds what differs). Each field's `help` is its one-line
-documentation (docs/configuration.md's tables and `COMMAND --help` come from it). The task kinds'
-schemas live with their kinds (llmtrain.tasks), read here only when listing every key.
+documentation (docs/configuration.md's tables and `COMMAND --help` come from it, llmtrain.help).
+Besides the dataclasses: which given values win over rival defaults (`settle`), and which keys a
+resumption may change (`resume_free_keys`). The task kinds' schemas live with their kinds
+(llmtrain.tasks); of llmtrain, only its error types are imported here.
 
-Longer than 400 lines on purpose: the whole schema in one file is what a user reads to learn
-every option. It imports no torch (`llmtrain --help` and config errors stay fast).
+Longer than 400 lines on purpose, and still one job: the whole schema in one file is what a user
+reads to learn every option. It imports no torch (`llmtrain --help` and config errors stay fast).
 """
 
 from __future__ import annotations
@@ -399,29 +401,6 @@ def resume_free_keys(extra: Iterable[tuple[str, type]] = ()) -> frozenset[str]:
         for f in fields(schema)
         if f.metadata.get("resume_free")
     )
-
-
-def option_tables(kinds: dict[str, type]) -> str:
-    """Markdown tables of every group's keys, defaults and help (docs/configuration.md embeds
-    this); the task group has one table per task kind (`kinds`: llmtrain.tasks.schemas())."""
-    from dataclasses import MISSING
-
-    tables = [(f"**`{group}`**", group, schema) for group, schema in GROUPS.items()]
-    at = list(GROUPS).index("trainer") + 1
-    tables[at:at] = [
-        (f"**`task`** (kind `{kind}`)", "task", schema) for kind, schema in kinds.items()
-    ]
-    out = []
-    for heading, group, schema in tables:
-        out += [heading, "", "| key | default | meaning |", "|---|---|---|"]
-        for f in fields(schema):
-            default = f.default if f.default is not MISSING else f.default_factory()
-            if isinstance(default, Enum):
-                default = default.value
-            shown = "null" if default is None else str(default).replace("|", "\\|")
-            out.append(f"| `{group}.{f.name}` | `{shown}` | {f.metadata['help']} |")
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
 
 
 def _open_node() -> Any:

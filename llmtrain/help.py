@@ -1,4 +1,6 @@
-"""Every command's own `--help`, and one-line hints for arguments in a form Hydra does not take.
+"""What llmtrain says about its options: `llmtrain --help`, every command's own `--help`, the
+option tables of docs/configuration.md, and one-line hints for arguments in a form Hydra does not
+take.
 
 A Hydra command's help composes the config as the command would (Hydra's compose API, the user's
 overrides included), so the values shown are those the run would use; a command without Hydra
@@ -11,6 +13,7 @@ from __future__ import annotations
 import textwrap
 import typing
 from dataclasses import MISSING, fields
+from enum import Enum
 from typing import Any
 
 from llmtrain.commands import COMMANDS, config_dir
@@ -100,6 +103,27 @@ def plain_help(command: str) -> str:
 
 def _default(f: Any) -> Any:
     return f.default_factory() if f.default is MISSING else f.default
+
+
+def option_tables(kinds: dict[str, type]) -> str:
+    """Markdown tables of every group's keys, defaults and help (docs/configuration.md embeds
+    this); the task group has one table per task kind (`kinds`: llmtrain.tasks.schemas())."""
+    tables = [(f"**`{group}`**", group, schema) for group, schema in GROUPS.items()]
+    at = list(GROUPS).index("trainer") + 1
+    tables[at:at] = [
+        (f"**`task`** (kind `{kind}`)", "task", schema) for kind, schema in kinds.items()
+    ]
+    out = []
+    for heading, group, schema in tables:
+        out += [heading, "", "| key | default | meaning |", "|---|---|---|"]
+        for f in fields(schema):
+            default = _default(f)
+            if isinstance(default, Enum):
+                default = default.value
+            shown = "null" if default is None else str(default).replace("|", "\\|")
+            out.append(f"| `{group}.{f.name}` | `{shown}` | {f.metadata['help']} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
 
 
 def check_flags(config_name: str, title: str, args: list[str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from llmtrain.config import option_tables
+from llmtrain.help import option_tables
 from llmtrain.tasks import schemas
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
