@@ -38,6 +38,7 @@ class Source(Enum):
     stdlib_docs = "stdlib_docs"
     text_files = "text_files"
     hf = "hf"
+    mixture = "mixture"
 
 
 class TokenizerKind(Enum):
@@ -109,14 +110,33 @@ class ConsoleMode(Enum):
     quiet = "quiet"
 
 
+FILES_HELP = "files, globs or directories: .txt, .jsonl (either also .gz, .zst), .parquet"
+
+
+@dataclass
+class MixtureSource:
+    """One named source of data=mixture."""
+
+    files: list[str] = opt(help=FILES_HELP, factory=list)
+    weight: float = opt(1.0, "its share of the training examples (weights are normalised)")
+    validation_files: list[str] = opt(
+        help="its held-out files; empty: hold out data.validation_fraction", factory=list
+    )
+
+
 @dataclass
 class DataConfig:
     source: Source = opt(
-        Source.stdlib_docs, "where the text comes from: stdlib_docs, text_files, hf"
+        Source.stdlib_docs, "where the text comes from: stdlib_docs, text_files, hf, mixture"
     )
-    train_files: list[str] = opt(help=".txt / .jsonl / .parquet files to train on", factory=list)
+    train_files: list[str] = opt(help=f"to train on: {FILES_HELP}", factory=list)
     validation_files: list[str] = opt(
         help="held-out files; empty: hold out a fraction", factory=list
+    )
+    sources: dict[str, Any] = opt(
+        help="data=mixture: named sources, e.g. +data.sources.web.files=[web/*.jsonl] "
+        "+data.sources.web.weight=0.7",
+        factory=dict,
     )
     validation_fraction: float = opt(0.05, "share of documents held out when no validation files")
     name: str | None = opt(None, "hub dataset name (source=hf)")
@@ -129,12 +149,29 @@ class DataConfig:
         "sentences of a document for mlm_nsp/mlm_sop: line (each line), punctuation (. ! ?)",
     )
     decode_errors: DecodeErrors = opt(
-        DecodeErrors.strict, "bytes that are not UTF-8 in .txt files: strict (stop), replace"
+        DecodeErrors.strict,
+        "bytes that are not UTF-8 in .txt and .jsonl files: strict (stop), replace",
     )
     packing: Packing = opt(
         Packing.concat,
         "concat: attention crosses documents in a block; document: each token sees its own "
         "document only",
+    )
+    num_proc: int | None = opt(
+        None,
+        "processes that tokenise while preparing; null: all cores (shared by a torchrun's "
+        "processes on a machine)",
+        resume_free=True,
+    )
+    shard_mb: float = opt(
+        64.0,
+        "input per prepared shard (MiB): the unit of parallel work and of resuming",
+        resume_free=True,
+    )
+    prepare_shard: str | None = opt(
+        None,
+        "I/N: llmtrain prepare makes share I of N only (jobs of a SLURM array)",
+        resume_free=True,
     )
     cache_dir: str = opt(CACHE_DIR, CACHE_HELP, resume_free=True)
 
@@ -150,6 +187,9 @@ class TokenizerConfig:
     vocab_size: int = opt(8192, "vocabulary size of a trained tokenizer")
     min_frequency: int = opt(2, "minimum count for a merge / word piece")
     lowercase: bool | None = opt(None, "lower-case the text; null: yes for wordpiece, no for bpe")
+    train_sample: int = opt(
+        100_000_000, "bytes of training text a new tokenizer learns from (the first of each shard)"
+    )
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -165,6 +166,38 @@ class Console:
 
     def eval(self, step: int, row: dict[str, Any]) -> None:
         self.line(f"eval @ step {step}: " + " ".join(f"{k} {_fmt(v)}" for k, v in row.items()))
+
+    def preparing(self) -> Callable[[int, int, int], None]:
+        """A progress callback for data preparation, (characters read, input bytes, tokens): a
+        bar with MB/s, tokens/s and the time left on a terminal, else a line every 10 s."""
+        t0, shown = time.perf_counter(), [0.0]
+
+        def update(done: int, total: int, tokens: int) -> None:
+            seconds = max(time.perf_counter() - t0, 1e-9)
+            if not self.enabled or self.quiet or done == 0:
+                return
+            info = f"{done / 1e6 / seconds:.1f} MB/s, {tokens / seconds:,.0f} tokens/s"
+            if self.live:
+                if self._progress is None:
+                    self._progress = Progress(
+                        TextColumn("preparing"),
+                        BarColumn(),
+                        TextColumn("{task.fields[info]}"),
+                        TimeRemainingColumn(),
+                        console=self.rich,
+                    )
+                    self._task = self._progress.add_task("prepare", total=total, info="")
+                    self._progress.start()
+                self._progress.update(self._task, completed=min(done, total), info=info)
+            elif seconds - shown[0] >= 10:
+                shown[0] = seconds
+                left = max(total - done, 0) / (done / seconds)
+                self.line(
+                    f"preparing: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB, {info}, "
+                    f"about {left:,.0f} s left"
+                )
+
+        return update
 
     def stop(self) -> None:
         if self._progress is not None:

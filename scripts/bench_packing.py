@@ -28,14 +28,12 @@ from llmtrain.config import (
     ModelConfig,
     ObjectiveConfig,
     ObjectiveName,
-    Packing,
     TokenizerConfig,
     TrainerConfig,
 )
 from llmtrain.console import quiet_libraries
-from llmtrain.data.packing import packed_dataset, tokenize
-from llmtrain.data.sources import load_corpus
-from llmtrain.data.tokenizer import build_tokenizer
+from llmtrain.data import corpus
+from llmtrain.data.packing import Layout, PackedDataset, pad_id
 from llmtrain.models import build_model
 from llmtrain.objectives import build_objective
 from llmtrain.train.optim import build_optimizer
@@ -46,11 +44,7 @@ WORKLOADS = {
     "mlm-bert-tiny": (Family.bert, ObjectiveName.mlm),
     "clm-gpt2-tiny": (Family.gpt2, ObjectiveName.clm),
 }
-LAYOUTS = {
-    "concat": (Packing.concat, True),
-    "document": (Packing.document, True),
-    "document-padded": (Packing.document, False),
-}
+LAYOUTS = {"concat": Layout.concat, "document": Layout.document, "document-padded": Layout.padded}
 
 
 def tokens_per_s(model, objective, data, steps: int) -> float:
@@ -82,16 +76,15 @@ def main() -> None:
     args = parser.parse_args()
     quiet_libraries()
     cache = Path(os.environ.get("LLMTRAIN_CACHE", Path.home() / ".cache" / "llmtrain"))
-    corpus = load_corpus(DataConfig(cache_dir=str(cache)), seed=42)["train"]
     report = {}
     for name, (family, objective_name) in WORKLOADS.items():
-        tokenizer = build_tokenizer(TokenizerConfig(), family, corpus, cache, max_length=512)
-        lengths = np.array([len(x) for x in tokenize(corpus, tokenizer, cache)["input_ids"]])
+        data = DataConfig(cache_dir=str(cache))
+        plan, tokenizer = corpus.plan(data, TokenizerConfig(), family, 512, 42)
+        corpus.run(plan, None)
+        train = corpus.splits(plan)["train"]
+        lengths = np.diff(np.append(train.doc_starts(), train.n_tokens))
         objective = build_objective(ObjectiveConfig(name=objective_name), tokenizer)
-        layouts = {
-            k: packed_dataset(corpus, tokenizer, BLOCK, cache, "training", *v)
-            for k, v in LAYOUTS.items()
-        }
+        layouts = {k: PackedDataset(train, BLOCK, v, pad_id(tokenizer)) for k, v in LAYOUTS.items()}
         speeds = {k: [] for k in LAYOUTS}
         for _ in range(args.repeats):
             for layout, data in layouts.items():
@@ -102,8 +95,10 @@ def main() -> None:
         report[name] = {
             "documents": len(lengths),
             "mean_document_tokens": float(lengths.mean()),
-            "segments_per_block": float((np.asarray(docs.positions) == 0).sum() / len(docs)),
-            "padded_padding": 1 - padded.num_tokens / padded.blocks.size,
+            "segments_per_block": float(
+                sum(int((docs[i]["position_ids"] == 0).sum()) for i in range(len(docs))) / len(docs)
+            ),
+            "padded_padding": 1 - padded.num_tokens / (len(padded) * BLOCK),
             **{f"{k}_tokens_per_s": statistics.median(v) for k, v in speeds.items()},
         }
     print(json.dumps(report, indent=2))

@@ -33,9 +33,8 @@ from llmtrain.config import (
     TrainerConfig,
 )
 from llmtrain.console import Console, quiet_libraries
-from llmtrain.data.packing import BlockDataset, pack_blocks
-from llmtrain.data.sources import load_corpus
-from llmtrain.data.tokenizer import build_tokenizer
+from llmtrain.data import corpus
+from llmtrain.data.packing import PackedDataset
 from llmtrain.models import build_model
 from llmtrain.objectives import build_objective
 from llmtrain.rundir import RunDir
@@ -84,9 +83,11 @@ def main() -> None:
     quiet_libraries()
 
     cache = Path(os.environ.get("LLMTRAIN_CACHE", Path.home() / ".cache" / "llmtrain"))
-    corpus = load_corpus(DataConfig(cache_dir=str(cache)), seed=42)["train"]
-    tokenizer = build_tokenizer(TokenizerConfig(), Family.bert, corpus, cache, max_length=512)
-    blocks = BlockDataset(pack_blocks(corpus, tokenizer, 128, cache, "training"))
+    plan, tokenizer = corpus.plan(
+        DataConfig(cache_dir=str(cache)), TokenizerConfig(), Family.bert, 512, 42
+    )
+    corpus.run(plan, None)
+    blocks = PackedDataset(corpus.splits(plan)["train"], 128)
     objective = build_objective(ObjectiveConfig(name=ObjectiveName.mlm), tokenizer)
     base = dict(batch_size=32, block_size=128, warmup_steps=0, log_every=1, eval_every=0)
     base.update(save_every=0, eval_batches=1, keep_last=0)

@@ -28,8 +28,8 @@ def _setup(workload: dict, gpu: bool):
         TokenizerConfig,
     )
     from llmtrain.console import quiet_libraries
-    from llmtrain.data.packing import BlockDataset, pack_blocks
-    from llmtrain.data.sources import load_corpus
+    from llmtrain.data import corpus
+    from llmtrain.data.packing import PackedDataset
     from llmtrain.data.tokenizer import build_tokenizer
     from llmtrain.models import build_classifier, build_model
     from llmtrain.tasks.classification import ClassificationConfig, encode
@@ -63,13 +63,11 @@ def _setup(workload: dict, gpu: bool):
         torch.manual_seed(0)
         model = build_classifier(model_cfg, tokenizer, task.labels)
     else:
-        corpus = load_corpus(DataConfig(cache_dir=str(cache)), seed=0)
-        tokenizer = build_tokenizer(
-            TokenizerConfig(vocab_size=vocab), family, corpus["train"], cache, 1024
+        plan, tokenizer = corpus.plan(
+            DataConfig(cache_dir=str(cache)), TokenizerConfig(vocab_size=vocab), family, 1024, 0
         )
-        data = BlockDataset(
-            pack_blocks(corpus["train"], tokenizer, workload["block"], cache, "training")
-        )
+        corpus.run(plan, None)
+        data = PackedDataset(corpus.splits(plan)["train"], workload["block"])
         torch.manual_seed(0)
         model = build_model(model_cfg, ObjectiveName(workload["objective"]), tokenizer)
     return tokenizer, data, model

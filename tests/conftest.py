@@ -98,11 +98,11 @@ def tiny_bert(model_class=None, attention: str | None = None, **overrides):
 def random_blocks(n: int = 64, length: int = 16):
     import numpy as np
 
-    from llmtrain.data.packing import BlockDataset
+    from llmtrain.data.packing import PackedDataset
+    from llmtrain.data.tokens import ArrayTokens
 
-    return BlockDataset(
-        np.random.default_rng(0).integers(0, 64, size=(n, length)).astype(np.uint16)
-    )
+    ids = np.random.default_rng(0).integers(0, 64, size=n * length).astype(np.uint16)
+    return PackedDataset(ArrayTokens(ids), length)
 
 
 def fit_tiny(run_dir: Path, objective, model=None, data=None, **trainer):

@@ -19,6 +19,7 @@ from llmtrain.errors import ConfigError
 
 COMMANDS = {
     "pretrain": "train a BERT (objective=mlm) or GPT-2 (objective=clm) on raw text",
+    "prepare": "the token shards pretrain reads, prepared on their own (data=…, all cores)",
     "finetune": "fine-tune a model on a GLUE task or a local labelled file (task=…)",
     "evaluate": "a model's task metrics and predictions (task=…) or perplexity (data=…)",
     "tokenizer": "tokenizer train: train and save the tokenizer pretrain would train (data=…)",

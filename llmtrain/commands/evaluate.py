@@ -12,9 +12,8 @@ from transformers import PreTrainedTokenizerBase
 from llmtrain import models, tasks
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName
 from llmtrain.console import Console
-from llmtrain.data import sources
-from llmtrain.data.packing import packed_dataset
-from llmtrain.data.sources import load_corpus
+from llmtrain.data import corpus, sources
+from llmtrain.data.packing import PackedDataset, layout, pad_id
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.objectives import build_objective
@@ -111,16 +110,15 @@ def _language_model(
 ) -> dict[str, Any]:
     objective_cfg = _objective(cfg, path)
     model = models.build_model(cfg.model, objective_cfg.name, tokenizer)
-    cache = Path(cfg.data.cache_dir).expanduser()
-    split = load_corpus(cfg.data, cfg.trainer.seed, need_train=False)["validation"]
-    blocks = packed_dataset(
-        split,
-        tokenizer,
+    plan = corpus.plan_for(cfg.data, tokenizer, cfg.trainer.seed, need_train=False)
+    corpus.run(plan, cfg.data.num_proc, (accelerator.process_index, accelerator.num_processes))
+    accelerator.wait_for_everyone()
+    blocks = PackedDataset(
+        corpus.splits(plan, need_train=False)["validation"],
         cfg.trainer.block_size,
-        cache,
+        layout(cfg.data.packing, takes_block_diagonal_attention(model)),
+        pad_id(tokenizer),
         "validation",
-        cfg.data.packing,
-        takes_block_diagonal_attention(model),
     )
     objective = build_objective(objective_cfg, tokenizer)
     metrics = evaluate(model, objective, {"validation": blocks}, cfg.trainer, accelerator).metrics

@@ -3,22 +3,26 @@ GPT-2)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from llmtrain import models, objectives, recipes
-from llmtrain.config import ObjectiveName, Packing, PretrainConfig
-from llmtrain.data import sources
+from llmtrain.config import ObjectiveName, PretrainConfig, Source
+from llmtrain.data import corpus, sources
 from llmtrain.data import tokenizer as tokenizers
-from llmtrain.data.packing import packed_dataset
+from llmtrain.data.mixture import Mixture
+from llmtrain.data.packing import Layout, PackedDataset, layout, pad_id
 from llmtrain.data.pairs import PairDataset, pair_blocks
 from llmtrain.data.sources import load_corpus
 from llmtrain.data.tokenizer import build_tokenizer, save_tokenizer
+from llmtrain.errors import ConfigError
 from llmtrain.models import build_model, check_objective, count_parameters
 from llmtrain.objectives import PAIRED, build_objective
 from llmtrain.objectives.inputs import takes_block_diagonal_attention
+from llmtrain.objectives.mixture import BySource
 from llmtrain.rundir import read_metrics
 from llmtrain.session import finish, global_batch, header_rows, start
 from llmtrain.train.checkpoint import full_model_state
@@ -36,8 +40,32 @@ def check(cfg: PretrainConfig) -> None:
     objectives.check_config(cfg.objective, cfg.trainer.block_size, cfg.data.packing)
     models.check_length(cfg.model, cfg.trainer.block_size, "trainer.block_size")
     sources.check_config(cfg.data)
+    if cfg.data.prepare_shard is not None:
+        raise ConfigError(
+            f"data.prepare_shard={cfg.data.prepare_shard} prepares one share: it applies to "
+            "llmtrain prepare, not pretrain (which prepares all that is missing)"
+        )
+    if cfg.data.source is Source.mixture and cfg.objective.name in PAIRED:
+        raise ConfigError(
+            f"data=mixture trains on prepared blocks: objective={cfg.objective.name.value} "
+            "reads sentence pairs; use objective=mlm or clm"
+        )
     if not models.source(cfg.model):  # a loaded model brings its tokenizer
         tokenizers.check_config(cfg.tokenizer)
+
+
+@dataclass
+class _Data:
+    """What the data side gives the recipe: the tokenizer, the model it sized, the training set,
+    the evaluation splits ("validation" first), documents per split, the header's packing."""
+
+    tokenizer: Any
+    model: torch.nn.Module
+    train: Any
+    evals: dict[str, Any]
+    documents: tuple[int, int]
+    packing: str = ""
+    mixture: Mixture | None = None
 
 
 def run(
@@ -45,39 +73,25 @@ def run(
 ) -> dict[str, Any]:
     check(cfg)
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
-    cache = Path(cfg.data.cache_dir).expanduser()
 
-    with accelerator.main_process_first():  # rank 0 builds the caches, the others read them
-        corpus = load_corpus(cfg.data, cfg.trainer.seed)
-        tokenizer = build_tokenizer(
-            cfg.tokenizer,
-            cfg.model.family,
-            corpus["train"],
-            cache,
-            max_length=cfg.model.max_position_embeddings,
-            fallback_path=models.source(cfg.model),
-            trust_remote_code=cfg.model.trust_remote_code,
-        )
-        model = build_model(cfg.model, cfg.objective.name, tokenizer)
-        layout = (cfg.data.packing, takes_block_diagonal_attention(model))
-        train_set, eval_set = (
-            _examples(cfg, corpus[split], tokenizer, cache, what, layout)
-            for split, what in (("train", "training"), ("validation", "validation"))
-        )
     paired = cfg.objective.name in PAIRED
+    data = (_pairs if paired else _prepared)(cfg, accelerator, console)
+    tokenizer, model, train_set = data.tokenizer, data.model, data.train
     # Special tokens per pair: [CLS] and two [SEP].
     tokens_per_pair = float(train_set.lengths.mean()) - 3 if paired else None
     objective = build_objective(cfg.objective, tokenizer, tokens_per_pair)
+    if data.mixture is not None:
+        objective = BySource(objective, data.mixture.names)
     steps = total_steps(cfg.trainer, len(train_set), accelerator.num_processes)
     rows = header_rows("pretrain", overrides, run, accelerator, cfg.trainer)
-    rows.update(_header(cfg, model, objective, corpus, (train_set, eval_set), layout))
+    rows.update(_header(cfg, objective, data))
     rows["global batch"] = global_batch(cfg.trainer, accelerator, "sequences")
-    sequences = steps * cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes
-    rows["steps"] = f"{steps:,} ({sequences * cfg.trainer.block_size:,} tokens)"
+    per_step = cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes
+    rows["steps"] = f"{steps:,} ({steps * per_step * cfg.trainer.block_size:,} tokens)"
     console.header("llmtrain pretrain", rows)
 
     job = Job(cfg.trainer, accelerator, run, console, resolved, steps)
-    evaluator = Evaluator({"validation": eval_set}, objective, cfg.trainer, accelerator)
+    evaluator = Evaluator(data.evals, objective, cfg.trainer, accelerator)
     # Pairs vary in length (short documents, short_seq_prob): batch similar ones together.
     lengths = torch.from_numpy(train_set.lengths) if paired else None
     result = fit(job, model, objective, train_set, evaluator, lengths)
@@ -94,27 +108,30 @@ def run(
         "wall_seconds": round(console.elapsed(), 3),
         "parameters": count_parameters(model),
     }
+    if data.mixture is not None:
+        summary["source_passes"] = data.mixture.passes(result.steps * per_step)
     return finish(cfg, summary, run, console, accelerator, "final model", last)
 
 
-def _header(cfg: PretrainConfig, model, objective, corpus, sets, layout) -> dict[str, str]:
+def _header(cfg: PretrainConfig, objective, data: _Data) -> dict[str, str]:
     """The header's rows of what is trained: model and objective, data and validation."""
-    train_set, eval_set = sets
     paired, block = cfg.objective.name in PAIRED, cfg.trainer.block_size
     unit = "pairs" if paired else "blocks"
-    shown = cfg.objective.name.value
+    name = cfg.objective.name.value
     if paired:
-        shown += f", pair loss weight {objective.pair_weight:.3g}"
+        name += f", pair loss weight {objective.pair_weight:.3g}"
     if cfg.objective.whole_word_mask:
-        shown += ", whole-word masking"
-    packing = "" if paired else f", {_packing(*layout)}"
-    return {
-        "model": f"{type(model).__name__}, {count_parameters(model):,} parameters, "
-        f"objective {shown}",
-        "data": f"{len(corpus['train']):,} documents, {train_set.num_tokens:,} tokens, "
-        f"{len(train_set):,} {unit} of {'at most ' * paired}{block}{packing}",
-        "validation": f"{len(corpus['validation']):,} documents, {len(eval_set):,} {unit}",
+        name += ", whole-word masking"
+    rows = {
+        "model": f"{type(data.model).__name__}, {count_parameters(data.model):,} parameters, "
+        f"objective {name}",
+        "data": f"{data.documents[0]:,} documents, {data.train.num_tokens:,} tokens, "
+        f"{len(data.train):,} {unit} of {'at most ' * paired}{block}{data.packing}",
+        "validation": f"{data.documents[1]:,} documents, {len(data.evals['validation']):,} {unit}",
     }
+    if data.mixture is not None:
+        rows["mixture"] = data.mixture.describe()
+    return rows
 
 
 def _best(run_path: Path) -> dict[str, Any]:
@@ -124,24 +141,82 @@ def _best(run_path: Path) -> dict[str, Any]:
     return {"best_loss": best["loss"], "best_step": best["step"]}
 
 
-def _packing(packing: Packing, block_diagonal: bool) -> str:
-    if packing is Packing.concat:
-        return "concat packing"
-    if block_diagonal:
-        return "document packing (block-diagonal attention)"
-    return "document packing (one document a block, padded: the model takes no 4D mask)"
+_LAYOUTS = {
+    Layout.concat: "concat packing",
+    Layout.document: "document packing (block-diagonal attention)",
+    Layout.padded: "document packing (one document a block, padded: the model takes no 4D mask)",
+}
 
 
-def _examples(cfg: PretrainConfig, split, tokenizer, cache: Path, what: str, layout):
-    """Packed blocks of text, or sentence pairs for the pair objectives."""
-    block, objective = cfg.trainer.block_size, cfg.objective
-    if objective.name not in PAIRED:
-        return packed_dataset(split, tokenizer, block, cache, what, *layout)
-    rows = pair_blocks(
+def _prepared(cfg: PretrainConfig, accelerator, console) -> _Data:
+    """Text prepared into token shards (each process its share), packed into blocks."""
+    with accelerator.main_process_first():  # rank 0 trains a new tokenizer, the others load it
+        plan, tokenizer = corpus.plan(
+            cfg.data,
+            cfg.tokenizer,
+            cfg.model.family,
+            cfg.model.max_position_embeddings,
+            cfg.trainer.seed,
+            fallback_path=models.source(cfg.model),
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
+    model = build_model(cfg.model, cfg.objective.name, tokenizer)
+    share = (accelerator.process_index, accelerator.num_processes)
+    outcome = corpus.run(plan, cfg.data.num_proc, share, progress=console.preparing())
+    console.stop()
+    if outcome.prepared:
+        console.line(f"prepared {outcome.prepared} shards in {plan.directory}")
+    accelerator.wait_for_everyone()  # every process's share is on disk
+    kind = layout(cfg.data.packing, takes_block_diagonal_attention(model))
+
+    def packed(tokens, what: str) -> PackedDataset:
+        return PackedDataset(tokens, cfg.trainer.block_size, kind, pad_id(tokenizer), what)
+
+    splits = corpus.splits(plan)
+    documents = (splits["train"].n_documents, splits["validation"].n_documents)
+    data = _Data(tokenizer, model, None, {}, documents, f", {_LAYOUTS[kind]}")
+    data.evals["validation"] = packed(splits["validation"], "validation")
+    if cfg.data.source is not Source.mixture:
+        data.train = packed(splits["train"], "training")
+        return data
+    by_source = corpus.source_splits(plan)
+    for name, parts in by_source.items():
+        data.evals[f"validation_{name}"] = packed(parts["validation"], f"{name} validation")
+    trains = {name: packed(parts["train"], f"{name} training") for name, parts in by_source.items()}
+    weights = {name: src.weight for name, src in sources.mixture_sources(cfg.data).items()}
+    data.train = data.mixture = Mixture(trains, weights, cfg.trainer.seed)
+    return data
+
+
+def _pairs(cfg: PretrainConfig, accelerator, console) -> _Data:
+    """Sentence pairs for the pair objectives (NSP, SOP), from documents read into memory."""
+    with accelerator.main_process_first():  # rank 0 builds the caches, the others read them
+        documents = load_corpus(cfg.data, cfg.trainer.seed)
+        tokenizer = build_tokenizer(
+            cfg.tokenizer,
+            cfg.model.family,
+            documents["train"],
+            Path(cfg.data.cache_dir).expanduser(),
+            max_length=cfg.model.max_position_embeddings,
+            fallback_path=models.source(cfg.model),
+            trust_remote_code=cfg.model.trust_remote_code,
+        )
+        model = build_model(cfg.model, cfg.objective.name, tokenizer)
+        train, validation = (
+            PairDataset(_pair_rows(cfg, documents[split], tokenizer, what))
+            for split, what in (("train", "training"), ("validation", "validation"))
+        )
+    counts = (len(documents["train"]), len(documents["validation"]))
+    return _Data(tokenizer, model, train, {"validation": validation}, counts)
+
+
+def _pair_rows(cfg: PretrainConfig, split, tokenizer, what: str):
+    objective = cfg.objective
+    return pair_blocks(
         split,
         tokenizer,
-        block,
-        cache,
+        cfg.trainer.block_size,
+        Path(cfg.data.cache_dir).expanduser(),
         what,
         sentence_order=objective.name is ObjectiveName.mlm_sop,
         rule=cfg.data.sentence_split,
@@ -149,4 +224,3 @@ def _examples(cfg: PretrainConfig, split, tokenizer, cache: Path, what: str, lay
         dupe_factor=objective.dupe_factor,
         seed=cfg.trainer.seed,
     )
-    return PairDataset(rows)

@@ -1,158 +1,52 @@
-"""Tokenise a corpus once (cached through `datasets`) and pack it into fixed-size token blocks.
+"""Training examples cut from a token stream (llmtrain.data.tokens), on the fly: nothing of the
+corpus is copied or held in memory beyond the documents' start offsets.
 
-Documents are concatenated with the tokenizer's own separators ([CLS] … [SEP] for BERT, an
-end-of-text token after each GPT document) and cut into `block_size` blocks with no padding.
-Blocks are stored as a .npy file in the cache and memory-mapped, so a large corpus does not sit
-in RAM and a rerun skips both steps.
-
-`data.packing=document` keeps the same blocks and adds each token's position within its
-document (restarting at every document start and every block start), from which the objective
-builds block-diagonal attention: no token sees another document's tokens, and no padding is
-needed. A document cut by a block boundary continues in the next block as its own segment.
-For a model that cannot take such attention, each block holds one document (or one
-`block_size` piece of it) and the rest is padding, which the attention mask and the loss ignore.
+- `concat`: the stream cut into `block_size` blocks with no padding; documents are separated by
+  the tokenizer's own separators ([CLS] … [SEP] for BERT, an end-of-text token after each GPT
+  document), and attention crosses them.
+- `document`: the same blocks plus each token's position within its document (restarting at
+  every document start and every block start), from which the objective builds block-diagonal
+  attention: no token sees another document's tokens, and no padding is needed. A document cut
+  by a block boundary continues in the next block as its own segment.
+- `padded`: for a model that cannot take such attention, each example holds one document (or
+  one `block_size` piece of it) and the rest is padding, which the attention mask and the loss
+  ignore.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable
-from pathlib import Path
+import enum
+from typing import Protocol
 
-import datasets
 import numpy as np
-import pyarrow.compute as pc
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from llmtrain.atomic import atomic_file
 from llmtrain.config import Packing
 from llmtrain.errors import DataError
 
-# Bump when tokenising or packing below changes, so caches built by older code are not reused.
-_PACKING_VERSION = 1
+
+class Tokens(Protocol):
+    """A token stream: its length, its documents' start offsets, and a slice of it."""
+
+    n_tokens: int
+
+    def doc_starts(self) -> np.ndarray: ...
+
+    def read(self, start: int, stop: int) -> np.ndarray: ...
 
 
-def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
-    """A stable hash of everything that decides how the tokenizer splits text."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    spec = (
-        backend.to_str()
-        if backend is not None
-        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    )
-    spec += json.dumps(tokenizer.special_tokens_map, sort_keys=True)
-    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+class Layout(enum.Enum):
+    concat = "concat"
+    document = "document"
+    padded = "padded"
 
 
-def tokenize(
-    corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, cache_dir: Path
-) -> datasets.Dataset:
-    """Add `input_ids` per document, with special tokens and an end-of-text token where the
-    tokenizer has one; cached by corpus and tokenizer."""
-    eos = tokenizer.eos_token_id
-
-    def encode(batch: dict) -> dict:
-        ids = tokenizer(
-            batch["text"],
-            add_special_tokens=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )["input_ids"]
-        if eos is not None:
-            ids = [x if x and x[-1] == eos else [*x, eos] for x in ids]
-        return {"input_ids": ids}
-
-    key = f"{corpus._fingerprint}-{tokenizer_fingerprint(tokenizer)}-v{_PACKING_VERSION}"
-    return cached_map(corpus, encode, Path(cache_dir) / "tokenized", key, "tokenising")
-
-
-def cached_map(
-    corpus: datasets.Dataset, fn: Callable[[dict], dict], where: Path, key: str, desc: str
-) -> datasets.Dataset:
-    """`corpus.map(fn)` in batches, replacing the columns, cached as `where/<key>.arrow`."""
-    path = where / f"{key}.arrow"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return corpus.map(
-        fn,
-        batched=True,
-        remove_columns=corpus.column_names,
-        cache_file_name=str(path),
-        new_fingerprint=key,
-        desc=desc,
-    )
-
-
-def pack_blocks(
-    corpus: datasets.Dataset,
-    tokenizer: PreTrainedTokenizerBase,
-    block_size: int,
-    cache_dir: Path,
-    what: str,
-) -> np.ndarray:
-    """The corpus as a read-only (n_blocks, block_size) array of token ids, memory-mapped."""
-    tokenized = tokenize(corpus, tokenizer, cache_dir)
-    path = Path(cache_dir) / "blocks" / f"{tokenized._fingerprint}-b{block_size}.npy"
-    if not path.exists():
-        ids = pc.list_flatten(tokenized.data.column("input_ids")).to_numpy()
-        n_blocks = len(ids) // block_size
-        if n_blocks == 0:
-            raise DataError(
-                f"the {what} corpus has {len(ids)} tokens: fewer than one block of "
-                f"trainer.block_size={block_size}"
-            )
-        dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.int32
-        blocks = ids[: n_blocks * block_size].astype(dtype).reshape(n_blocks, block_size)
-        save_atomic(path, blocks)
-    return np.load(path, mmap_mode="r")
-
-
-def document_positions(
-    corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, cache_dir: Path
-) -> np.ndarray:
-    """Each packed token's position in its document segment, shaped and cut like pack_blocks's
-    blocks (uint16, memory-mapped)."""
-    tokenized = tokenize(corpus, tokenizer, cache_dir)
-    path = Path(cache_dir) / "blocks" / f"{tokenized._fingerprint}-b{block_size}-positions.npy"
-    if not path.exists():
-        lengths = pc.list_value_length(tokenized.data.column("input_ids")).to_numpy()
-        n_blocks = int(lengths.sum()) // block_size
-        index = np.arange(n_blocks * block_size)
-        starts = np.zeros(len(index), dtype=bool)
-        doc_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        starts[doc_starts[doc_starts < len(index)]] = True
-        starts[::block_size] = True
-        last_start = np.maximum.accumulate(np.where(starts, index, 0))
-        positions = (index - last_start).astype(np.uint16).reshape(n_blocks, block_size)
-        save_atomic(path, positions)
-    return np.load(path, mmap_mode="r")
-
-
-def padded_documents(
-    corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, block_size: int, cache_dir: Path
-) -> tuple[np.ndarray, np.ndarray]:
-    """One document piece per row (documents cut every `block_size` tokens), padded: the rows
-    and each row's count of real tokens (memory-mapped)."""
-    tokenized = tokenize(corpus, tokenizer, cache_dir)
-    stem = Path(cache_dir) / "blocks" / f"{tokenized._fingerprint}-b{block_size}-padded"
-    rows_path, lengths_path = Path(f"{stem}.npy"), Path(f"{stem}-lengths.npy")
-    if not lengths_path.exists():
-        column = tokenized.data.column("input_ids")
-        ids = pc.list_flatten(column).to_numpy()
-        doc_lengths = pc.list_value_length(column).to_numpy().astype(np.int64)
-        pieces = -(-doc_lengths // block_size)  # ceil
-        first_row = np.concatenate([[0], np.cumsum(pieces)[:-1]])
-        doc = np.repeat(np.arange(len(doc_lengths)), doc_lengths)
-        offset = np.arange(len(ids)) - np.repeat(np.cumsum(doc_lengths) - doc_lengths, doc_lengths)
-        dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.int32
-        rows = np.full((int(pieces.sum()), block_size), pad_id(tokenizer), dtype=dtype)
-        rows[first_row[doc] + offset // block_size, offset % block_size] = ids
-        lengths = np.bincount(first_row[doc] + offset // block_size, minlength=len(rows))
-        save_atomic(rows_path, rows)
-        save_atomic(lengths_path, lengths.astype(np.int32))  # written last: marks both done
-    return np.load(rows_path, mmap_mode="r"), np.load(lengths_path, mmap_mode="r")
+def layout(packing: Packing, block_diagonal: bool) -> Layout:
+    """What `data.packing` means for a model (`block_diagonal`: whether it takes a 4D mask)."""
+    if packing is Packing.concat:
+        return Layout.concat
+    return Layout.document if block_diagonal else Layout.padded
 
 
 def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
@@ -164,58 +58,77 @@ def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
     return 0
 
 
-def packed_dataset(
-    corpus: datasets.Dataset,
-    tokenizer: PreTrainedTokenizerBase,
-    block_size: int,
-    cache_dir: Path,
-    what: str,
-    packing: Packing,
-    block_diagonal: bool = True,
-) -> BlockDataset:
-    """The corpus as training examples, packed as `data.packing` says (`block_diagonal`: whether
-    the model can take block-diagonal attention; if not, documents are padded instead)."""
-    blocks = pack_blocks(corpus, tokenizer, block_size, cache_dir, what)
-    if packing is Packing.concat:
-        return BlockDataset(blocks)
-    if not block_diagonal:
-        rows, lengths = padded_documents(corpus, tokenizer, block_size, cache_dir)
-        return BlockDataset(rows, lengths=lengths)
-    return BlockDataset(blocks, document_positions(corpus, tokenizer, block_size, cache_dir))
-
-
-def save_atomic(path: Path, array: np.ndarray) -> None:
-    with atomic_file(path, "wb") as f:
-        np.save(f, array)
-
-
-class BlockDataset(torch.utils.data.Dataset):
-    """Packed blocks as examples `{"input_ids": LongTensor[block_size]}`, with
-    `"position_ids"` (positions within each document) for document packing, or an
-    `"attention_mask"` (1 on the first `lengths[i]` tokens) for padded documents."""
+class PackedDataset(torch.utils.data.Dataset):
+    """Examples `{"input_ids": LongTensor[block_size]}`, with `"position_ids"` (positions within
+    each document) in the document layout, or an `"attention_mask"` (1 on the real tokens) in
+    the padded one."""
 
     def __init__(
         self,
-        blocks: np.ndarray,
-        positions: np.ndarray | None = None,
-        lengths: np.ndarray | None = None,
+        tokens: Tokens,
+        block_size: int,
+        kind: Layout = Layout.concat,
+        pad: int = 0,
+        what: str = "training",
     ) -> None:
-        self.blocks, self.positions, self.lengths = blocks, positions, lengths
+        self.tokens, self.block_size, self.kind, self.pad = tokens, block_size, kind, pad
+        self._first_piece: np.ndarray | None = None
+        if len(self) == 0:
+            raise DataError(
+                f"the {what} corpus has {tokens.n_tokens} tokens: fewer than one block of "
+                f"trainer.block_size={block_size}"
+            )
 
     def __len__(self) -> int:
-        return len(self.blocks)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        example = {"input_ids": torch.from_numpy(self.blocks[i].astype(np.int64))}
-        if self.positions is not None:
-            example["position_ids"] = torch.from_numpy(self.positions[i].astype(np.int64))
-        if self.lengths is not None:
-            example["attention_mask"] = (
-                torch.arange(self.blocks.shape[1]) < int(self.lengths[i])
-            ).long()
-        return example
+        if self.kind is Layout.padded:
+            return int(self._pieces()[-1]) if self.tokens.n_tokens else 0
+        return self.tokens.n_tokens // self.block_size
 
     @property
     def num_tokens(self) -> int:
-        """Real tokens (padding not counted)."""
-        return int(self.blocks.size if self.lengths is None else np.sum(self.lengths))
+        """Real tokens the examples hold (padding not counted)."""
+        if self.kind is Layout.padded:
+            return self.tokens.n_tokens
+        return len(self) * self.block_size
+
+    def _pieces(self) -> np.ndarray:
+        """Padded layout: the number of pieces of all documents up to and including each."""
+        if self._first_piece is None:
+            starts = self.tokens.doc_starts()
+            lengths = np.diff(np.append(starts, self.tokens.n_tokens))
+            self._first_piece = np.cumsum(-(-lengths // self.block_size))
+        return self._first_piece
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if self.kind is Layout.padded:
+            return self._padded(i)
+        start = i * self.block_size
+        ids = self.tokens.read(start, start + self.block_size)
+        example = {"input_ids": torch.from_numpy(ids.astype(np.int64))}
+        if self.kind is Layout.document:
+            example["position_ids"] = torch.from_numpy(self._positions(start))
+        return example
+
+    def _positions(self, start: int) -> np.ndarray:
+        """Each token's position in its document segment (a block start starts one too)."""
+        starts = self.tokens.doc_starts()
+        lo, hi = np.searchsorted(starts, [start, start + self.block_size])
+        index = np.arange(self.block_size)
+        is_start = np.zeros(self.block_size, dtype=bool)
+        is_start[starts[lo:hi] - start] = True
+        is_start[0] = True
+        return index - np.maximum.accumulate(np.where(is_start, index, 0))
+
+    def _padded(self, i: int) -> dict[str, torch.Tensor]:
+        pieces = self._pieces()
+        doc = int(np.searchsorted(pieces, i, side="right"))
+        piece = i - (int(pieces[doc - 1]) if doc else 0)
+        starts = self.tokens.doc_starts()
+        end = int(starts[doc + 1]) if doc + 1 < len(starts) else self.tokens.n_tokens
+        start = int(starts[doc]) + piece * self.block_size
+        ids = self.tokens.read(start, min(end, start + self.block_size)).astype(np.int64)
+        row = np.full(self.block_size, self.pad, dtype=np.int64)
+        row[: len(ids)] = ids
+        mask = np.zeros(self.block_size, dtype=np.int64)
+        mask[: len(ids)] = 1
+        return {"input_ids": torch.from_numpy(row), "attention_mask": torch.from_numpy(mask)}

@@ -25,7 +25,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import datasets
@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from llmtrain.atomic import atomic_file
 from llmtrain.config import SentenceSplit
-from llmtrain.data.packing import cached_map, save_atomic, tokenizer_fingerprint
+from llmtrain.data.tokenizer import tokenizer_fingerprint
 from llmtrain.errors import ConfigError, DataError
 
 # Bump when splitting, tokenising or pairing below changes, so older caches are not reused.
@@ -244,3 +245,24 @@ class PairDataset(torch.utils.data.Dataset):
     @property
     def num_tokens(self) -> int:
         return int(self.lengths.sum())
+
+
+def cached_map(
+    corpus: datasets.Dataset, fn: Callable[[dict], dict], where: Path, key: str, desc: str
+) -> datasets.Dataset:
+    """`corpus.map(fn)` in batches, replacing the columns, cached as `where/<key>.arrow`."""
+    path = where / f"{key}.arrow"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return corpus.map(
+        fn,
+        batched=True,
+        remove_columns=corpus.column_names,
+        cache_file_name=str(path),
+        new_fingerprint=key,
+        desc=desc,
+    )
+
+
+def save_atomic(path: Path, array: np.ndarray) -> None:
+    with atomic_file(path, "wb") as f:
+        np.save(f, array)

@@ -4,7 +4,8 @@ Every source yields one column, `text`, one document per row:
 - `stdlib_docs`: docstrings of the running Python's standard library (parsed, never imported),
   built once and cached, so the default needs no network and no file in the repository;
 - `text_files`: local .txt (a blank line separates documents), .jsonl or .parquet files;
-- `hf`: a hub dataset by name (or a local dataset directory), one record a document.
+- `hf`: a hub dataset by name (or a local dataset directory), one record a document;
+- `mixture`: named sources of local files, each with a weight (`inputs` only).
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from __future__ import annotations
 import ast
 import sys
 import sysconfig
+from dataclasses import fields
 from pathlib import Path
 
 import datasets
 
 from llmtrain.atomic import atomic_dir
-from llmtrain.config import DataConfig, DecodeErrors, Source
+from llmtrain.config import DataConfig, DecodeErrors, MixtureSource, Source
+from llmtrain.data import records
 from llmtrain.data.files import require_file
+from llmtrain.data.prepare import Input
 from llmtrain.errors import ConfigError, DataError
 
 # Bump when the extraction below changes, so caches built by older code are not reused.
@@ -39,6 +43,10 @@ def load_corpus(cfg: DataConfig, seed: int, need_train: bool = True) -> datasets
     With `need_train=False` (evaluation), given validation files are read alone.
     """
     cache = Path(cfg.cache_dir).expanduser()
+    if cfg.source is Source.mixture:
+        raise ConfigError(
+            "data=mixture is read as prepared shards: it applies to objective=mlm and clm"
+        )
     if cfg.source is Source.stdlib_docs:
         train, validation = _stdlib_docs(cache), None
     elif cfg.source is Source.text_files:
@@ -59,6 +67,70 @@ def load_corpus(cfg: DataConfig, seed: int, need_train: bool = True) -> datasets
     if validation is None:
         train, validation = _hold_out(train, cfg.validation_fraction, seed, cfg)
     return datasets.DatasetDict(train=train, validation=_non_empty(validation, cfg))
+
+
+def inputs(cfg: DataConfig, seed: int, need_train: bool = True) -> list[Input]:
+    """The configured corpus as units to prepare (llmtrain.data.prepare), each with the share
+    of its documents held out for validation: all of the validation files', none of the
+    training files' when validation files are given, else `data.validation_fraction`. A
+    mixture's units carry their source's name.
+
+    With `need_train=False` (evaluation), given validation files are read alone."""
+    unit_bytes = max(1, int(cfg.shard_mb * 2**20))
+    if cfg.source is Source.text_files:
+        files = (cfg.train_files, cfg.validation_files)
+        return _file_inputs(files, cfg.validation_fraction, unit_bytes, "data", "", need_train)
+    if cfg.source is Source.mixture:
+        return [
+            item
+            for name, src in mixture_sources(cfg).items()
+            for item in _file_inputs(
+                (src.files, src.validation_files),
+                cfg.validation_fraction,
+                unit_bytes,
+                f"data.sources.{name}",
+                name,
+                need_train,
+            )
+        ]
+    cache = Path(cfg.cache_dir).expanduser()
+    if cfg.source is Source.stdlib_docs:
+        train, validation = _stdlib_docs(cache), None
+    else:
+        train, validation = _hub(cfg, cache)
+    held_out = 0.0 if validation is not None else cfg.validation_fraction
+    found = [Input(u, held_out) for u in _arrow_units(train, unit_bytes)]
+    if validation is not None:
+        found += [Input(u, 1.0) for u in _arrow_units(validation, unit_bytes)]
+    return found
+
+
+def _file_inputs(
+    files: tuple[list[str], list[str]],
+    fraction: float,
+    unit_bytes: int,
+    key: str,
+    source: str,
+    need_train: bool,
+) -> list[Input]:
+    """Training and validation files (`key`.train_files or .files, `key`.validation_files)."""
+    train_key = f"{key}.{'files' if source else 'train_files'}"
+    found = records.find_files(files[1], f"{key}.validation_files")
+    validation = [Input(u, 1.0, source) for u in records.plan_units(found, unit_bytes)]
+    if validation and not need_train:
+        return validation
+    if not files[0]:
+        raise ConfigError(f"{train_key} is empty: name at least one file")
+    units = records.plan_units(records.find_files(files[0], train_key), unit_bytes)
+    return [Input(u, 0.0 if validation else fraction, source) for u in units] + validation
+
+
+def _arrow_units(ds: datasets.Dataset, unit_bytes: int) -> list[records.Unit]:
+    """A loaded dataset's Arrow files (the datasets cache), as units."""
+    files = [Path(f["filename"]) for f in ds.cache_files]
+    if not files or ds._indices is not None:  # rows not as stored: nothing to read in place
+        raise DataError(f"the dataset {ds.info.dataset_name or ''} is not stored as Arrow files")
+    return records.plan_units(files, unit_bytes)
 
 
 def _non_empty(validation: datasets.Dataset, cfg: DataConfig) -> datasets.Dataset:
@@ -220,7 +292,45 @@ def check_config(cfg: DataConfig) -> None:
         raise ConfigError("data.train_files is empty: name at least one file")
     if cfg.source is Source.hf and not cfg.name:
         raise ConfigError("data.name is required with data=hf")
+    if cfg.source is Source.mixture:
+        mixture_sources(cfg)
+    elif cfg.sources:
+        raise ConfigError(f"data.sources applies to data=mixture, not data={cfg.source.value}")
     if not 0 < cfg.validation_fraction < 1:
         raise ConfigError(
             f"data.validation_fraction={cfg.validation_fraction} must be between 0 and 1"
         )
+    if cfg.num_proc is not None and cfg.num_proc < 1:
+        raise ConfigError(f"data.num_proc={cfg.num_proc} must be at least 1 (null: all cores)")
+    if cfg.shard_mb <= 0:
+        raise ConfigError(f"data.shard_mb={cfg.shard_mb} must be positive")
+
+
+def mixture_sources(cfg: DataConfig) -> dict[str, MixtureSource]:
+    """data.sources (data=mixture), typed and checked: each one-line error names its key."""
+    if not cfg.sources:
+        raise ConfigError(
+            "data=mixture needs data.sources: e.g. +data.sources.web.files=[web/*.jsonl] "
+            "+data.sources.web.weight=0.7 +data.sources.code.files=[code/*.txt] ..."
+        )
+    keys = [f.name for f in fields(MixtureSource)]
+    found = {}
+    for name, given in cfg.sources.items():
+        key = f"data.sources.{name}"
+        if not name.isidentifier():
+            raise ConfigError(f"{key}: a source's name is letters, digits and _")
+        if not isinstance(given, dict):
+            raise ConfigError(f"{key}={given}: give its keys, e.g. +{key}.files=[FILE]")
+        unknown = sorted(set(given) - set(keys))
+        if unknown:
+            raise ConfigError(f"{key}.{unknown[0]}: not a key of a source ({', '.join(keys)})")
+        src = MixtureSource(**given)
+        for field in ("files", "validation_files"):
+            value = getattr(src, field)
+            setattr(src, field, [value] if isinstance(value, str) else list(value))
+        if not src.files:
+            raise ConfigError(f"{key}.files is empty: name at least one file")
+        if not isinstance(src.weight, int | float) or not src.weight > 0:
+            raise ConfigError(f"{key}.weight={src.weight} must be a positive number")
+        found[name] = src
+    return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import datasets
@@ -60,7 +60,7 @@ def check_config(cfg: TokenizerConfig) -> None:
 def build_tokenizer(
     cfg: TokenizerConfig,
     family: Family,
-    corpus: datasets.Dataset,
+    corpus: datasets.Dataset | Callable[[], list[str]],
     cache_dir: Path,
     max_length: int,
     fallback_path: str | None = None,
@@ -70,6 +70,7 @@ def build_tokenizer(
     """The configured tokenizer: loaded (cfg.name_or_path, else the model's own), or trained.
 
     A trained one is cached under the corpus's `fingerprint` (default: the datasets one).
+    `corpus` may be a function giving the texts, called only when there is one to train.
     """
     source = cfg.name_or_path or fallback_path
     if source:
@@ -92,11 +93,25 @@ def build_tokenizer(
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     target = Path(cache_dir) / "tokenizers" / f"{kind.value}-{key}"
     if not (target / "tokenizer.json").exists():
+        if callable(corpus):
+            corpus = datasets.Dataset.from_dict({"text": corpus()})
         train = _train_wordpiece if kind is TokenizerKind.wordpiece else _train_bpe
         tokenizer = train(corpus, cfg.vocab_size, cfg.min_frequency, lowercase, max_length)
         with atomic_dir(target) as tmp:
             save_tokenizer(tokenizer, tmp)
     return AutoTokenizer.from_pretrained(str(target))
+
+
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """A stable hash of everything that decides how the tokenizer splits text."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    spec = (
+        backend.to_str()
+        if backend is not None
+        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    )
+    spec += json.dumps(tokenizer.special_tokens_map, sort_keys=True)
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:

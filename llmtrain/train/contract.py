@@ -15,6 +15,10 @@ nothing else (no attribute probing).
   `score(split, rows) -> (metrics, predictions)`: a split's metrics from all its rows, and the
   predictions as the task writes them. It says so by subclassing `Predictor` (`predicts`).
 
+A training set whose example at an index depends on the epoch (a mixture, whose sources each
+move on to their next pass) subclasses `ByEpoch`: the loader indexes it with the (epoch, index)
+key instead of the index.
+
 The loop scales each micro-batch's sum by 1 / (targets over all micro-batches and processes)
 before backward, which makes gradient accumulation and multi-process training token-exact.
 Objectives subclass these protocols, inheriting the defaults (no parts, no predictions).
@@ -55,3 +59,11 @@ class Predictor(Objective, Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
     def score(self, split: str, rows: list[Row]) -> tuple[dict[str, float], Any]: ...
+
+
+class ByEpoch:
+    """A dataset indexed by (epoch, index): its examples at an index change with the epoch."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: tuple[int, int]) -> dict: ...

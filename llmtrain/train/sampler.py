@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from llmtrain.train.contract import ByEpoch
+
 EVAL_EPOCH = -1  # the key evaluation uses: the same masks at every evaluation
 
 
@@ -75,7 +77,8 @@ def group_by_length(
 
 
 class Keyed(Dataset):
-    """`dataset[i]` plus a `sample_seed` fixed by (seed, epoch, i)."""
+    """`dataset[i]` (`dataset[epoch, i]` for a ByEpoch set) plus a `sample_seed` fixed by
+    (seed, epoch, i)."""
 
     def __init__(self, dataset: Dataset, seed: int) -> None:
         self.dataset, self.seed = dataset, seed
@@ -85,7 +88,7 @@ class Keyed(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         epoch, i = key
-        example = dict(self.dataset[i])
+        example = dict(self.dataset[key] if isinstance(self.dataset, ByEpoch) else self.dataset[i])
         example["sample_seed"] = hash((self.seed, epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF
         return example
 

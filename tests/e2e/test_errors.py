@@ -44,7 +44,8 @@ def test_undecodable_text_names_file_and_line(cache_dir, tmp_path):
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        f"llmtrain pretrain: error: {bad}:2: byte 5 of the line is not UTF-8 (invalid start byte)"
+        f"llmtrain pretrain: error: {bad}:2: byte 17 is not UTF-8 (invalid start byte); "
+        "data.decode_errors=replace reads such bytes as U+FFFD"
     ]
 
 

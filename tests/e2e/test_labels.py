@@ -102,7 +102,7 @@ def test_bad_files_end_in_one_line(cache_dir, tmp_path):
     tabbed.write_text("text\tlabel\ngood film\tpos\n")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "a.txt").write_text("some text\n")
+    (corpus / "notes.md").write_text("some text\n")  # a directory is read for its corpus files
     custom = ["finetune", "task=custom", f"task.validation_file={good}", *FT]
     cases = [
         (
@@ -116,8 +116,8 @@ def test_bad_files_end_in_one_line(cache_dir, tmp_path):
         ),
         (
             ["pretrain", "data=text_files", f"data.train_files=[{corpus}]"],
-            f"data.train_files: {corpus} is a directory, not a file; name the files in it: "
-            f"data.train_files=[{corpus}/a.txt]",
+            f"data.train_files: {corpus} holds no .txt, .jsonl or .parquet (the first two "
+            "optionally .gz or .zst) file",
         ),
     ]
     for args, message in cases:

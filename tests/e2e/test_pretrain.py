@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, pipeline
 
 from llmtrain.config import PretrainConfig
-from llmtrain.data.packing import BlockDataset, pack_blocks
-from llmtrain.data.sources import load_corpus
+from llmtrain.data import corpus
+from llmtrain.data.packing import PackedDataset
 from llmtrain.objectives import build_objective
 from llmtrain.train.evaluator import evaluate
 
@@ -84,16 +84,10 @@ def _eval_with_llmtrain(run_dir: Path, model: torch.nn.Module, tokenizer) -> flo
             OmegaConf.structured(PretrainConfig), OmegaConf.load(run_dir / ".hydra" / "config.yaml")
         )
     )
-    corpus = load_corpus(cfg.data, cfg.trainer.seed)
-    blocks = pack_blocks(
-        corpus["validation"],
-        tokenizer,
-        cfg.trainer.block_size,
-        Path(cfg.data.cache_dir),
-        "validation",
-    )
+    plan = corpus.plan_for(cfg.data, tokenizer, cfg.trainer.seed)  # prepared by the run
+    blocks = PackedDataset(corpus.splits(plan)["validation"], cfg.trainer.block_size)
     objective = build_objective(cfg.objective, tokenizer)
-    splits = {"validation": BlockDataset(blocks)}
+    splits = {"validation": blocks}
     return evaluate(model, objective, splits, cfg.trainer, Accelerator(cpu=True)).metrics["loss"]
 
 

@@ -144,7 +144,7 @@ RESUME_FREE_BEFORE = {
             "max_bad_steps"
         ).split()
     ),
-    "data.cache_dir",
+    *(f"data.{k}" for k in "cache_dir num_proc shard_mb prepare_shard".split()),
     "task.cache_dir",
     *(f"task.{k}" for k in "samples max_new_tokens do_sample temperature top_p rouge".split()),
     *(f"logger.{k}" for k in "trackers project wandb_mode mlflow_tracking_uri console".split()),

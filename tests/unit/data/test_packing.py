@@ -1,4 +1,4 @@
-"""llmtrain.data.packing: the document stream cut into blocks; data.packing=document: the same
+"""llmtrain.data.packing: the token stream cut into blocks; data.packing=document: the same
 blocks as concat, with positions restarting at each document, and block-diagonal attention:
 changing one document's tokens changes no other document's logits (BERT and GPT-2, sdpa and
 eager attention), and CLM scores nothing across a boundary."""
@@ -11,13 +11,25 @@ import pytest
 import torch
 from conftest import tiny_bert, tiny_gpt2
 
-from llmtrain.config import Family, Packing, TokenizerConfig
-from llmtrain.data.packing import pack_blocks, packed_dataset, tokenize
+from llmtrain.config import Family, TokenizerConfig
+from llmtrain.data.packing import Layout, PackedDataset
 from llmtrain.data.tokenizer import build_tokenizer
+from llmtrain.data.tokens import ArrayTokens
 from llmtrain.errors import DataError
 from llmtrain.objectives.causal import CausalLM
 from llmtrain.objectives.inputs import model_inputs, takes_block_diagonal_attention
 from llmtrain.train.contract import IGNORE
+
+
+def _documents(tokenizer, texts) -> list[list[int]]:
+    """Each text's ids as preparation makes them: special tokens, an end-of-text token last."""
+    eos = tokenizer.eos_token_id
+    ids = tokenizer(list(texts))["input_ids"]
+    return [x if eos is None or x[-1] == eos else [*x, eos] for x in ids]
+
+
+def _stream(docs: list[list[int]]) -> ArrayTokens:
+    return ArrayTokens(np.array([i for d in docs for i in d]), [len(d) for d in docs])
 
 
 def test_document_packing_keeps_the_blocks_and_restarts_positions(tmp_path):
@@ -26,21 +38,23 @@ def test_document_packing_keeps_the_blocks_and_restarts_positions(tmp_path):
     tokenizer = build_tokenizer(
         TokenizerConfig(vocab_size=300, min_frequency=1), Family.gpt2, corpus, tmp_path, 128
     )
-    data = packed_dataset(corpus, tokenizer, 16, tmp_path, "test", Packing.document)
-    assert np.array_equal(data.blocks, pack_blocks(corpus, tokenizer, 16, tmp_path, "test"))
+    docs = _documents(tokenizer, texts)
+    data = PackedDataset(_stream(docs), 16, Layout.document)
+    concat = PackedDataset(_stream(docs), 16)
+    blocks = np.stack([data[i]["input_ids"].numpy() for i in range(len(data))])
+    assert np.array_equal(blocks, np.stack([concat[i]["input_ids"] for i in range(len(data))]))
     # the expected positions, one token at a time: count up, back to 0 at a document's first
     # token and at every block's first token
-    lengths = [len(ids) for ids in tokenize(corpus, tokenizer, tmp_path)["input_ids"]]
-    expected = np.concatenate([np.arange(n) for n in lengths])[: data.blocks.size]
+    lengths = [len(ids) for ids in docs]
+    expected = np.concatenate([np.arange(n) for n in lengths])[: blocks.size]
     expected = expected.reshape(-1, 16).copy()
     for row in expected:
         row[0] = 0
         for j in range(1, 16):
             if row[j] != 0:
                 row[j] = row[j - 1] + 1
-    assert np.array_equal(data.positions, expected)
-    example = data[1]
-    assert example["position_ids"].tolist() == expected[1].tolist()
+    positions = np.stack([data[i]["position_ids"].numpy() for i in range(len(data))])
+    assert np.array_equal(positions, expected)
     assert (expected == 0).sum() > len(expected)  # documents do start inside blocks
 
 
@@ -96,8 +110,8 @@ def test_without_block_diagonal_attention_documents_are_padded_and_padding_ignor
     tokenizer = build_tokenizer(
         TokenizerConfig(vocab_size=300, min_frequency=1), Family.gpt2, corpus, tmp_path, 128
     )
-    docs = tokenize(corpus, tokenizer, tmp_path)["input_ids"]
-    data = packed_dataset(corpus, tokenizer, 16, tmp_path, "test", Packing.document, False)
+    docs = _documents(tokenizer, texts)
+    data = PackedDataset(_stream(docs), 16, Layout.padded, pad=tokenizer.eos_token_id)
     # each document cut every 16 tokens, each piece in its own row, the rest padding
     pieces = [d[i : i + 16] for d in docs for i in range(0, len(d), 16)]
     assert [data[i]["input_ids"][: len(p)].tolist() for i, p in enumerate(pieces)] == pieces
@@ -129,11 +143,13 @@ def test_packing_is_the_document_stream_cut_into_blocks(tmp_path, paragraphs, fa
         tmp_path,
         max_length=128,
     )
-    blocks = pack_blocks(paragraphs, tokenizer, 32, tmp_path, "test")
-    stream = np.concatenate(tokenize(paragraphs, tokenizer, tmp_path)["input_ids"])
+    docs = _documents(tokenizer, paragraphs["text"])
+    data = PackedDataset(_stream(docs), 32)
+    blocks = np.stack([data[i]["input_ids"].numpy() for i in range(len(data))])
+    stream = np.concatenate(docs)
     assert blocks.shape == (len(stream) // 32, 32)
     assert np.array_equal(blocks.reshape(-1), stream[: blocks.size])
     separator = tokenizer.sep_token_id if family is Family.bert else tokenizer.eos_token_id
     assert (stream == separator).sum() == len(paragraphs)  # one separator after every document
     with pytest.raises(DataError, match="fewer than one block of trainer.block_size=100000"):
-        pack_blocks(paragraphs, tokenizer, 100_000, tmp_path, "test")
+        PackedDataset(_stream(docs), 100_000)

@@ -4,14 +4,16 @@ follow the example, and the sparse MLM head equal to full logits."""
 from __future__ import annotations
 
 import datasets
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_bert
 
 from llmtrain.config import Family, ObjectiveConfig, TokenizerConfig
-from llmtrain.data.packing import BlockDataset, pack_blocks
+from llmtrain.data.packing import PackedDataset
 from llmtrain.data.sources import stdlib_docstrings
 from llmtrain.data.tokenizer import build_tokenizer
+from llmtrain.data.tokens import ArrayTokens
 from llmtrain.objectives.masked import MaskedLM
 from llmtrain.objectives.vocab_loss import sum_cross_entropy
 from llmtrain.train.contract import IGNORE
@@ -30,9 +32,9 @@ def wordpiece(corpus, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def keyed(corpus, wordpiece, tmp_path_factory):
-    blocks = pack_blocks(corpus, wordpiece, 128, tmp_path_factory.mktemp("blocks"), "test")
-    return Keyed(BlockDataset(blocks), seed=7)
+def keyed(corpus, wordpiece):
+    ids = [i for doc in wordpiece(list(corpus["text"]))["input_ids"] for i in doc]
+    return Keyed(PackedDataset(ArrayTokens(np.array(ids, dtype=np.uint16)), 128), seed=7)
 
 
 @pytest.fixture(scope="module")
