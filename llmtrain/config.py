@@ -160,7 +160,7 @@ class DataConfig:
     num_proc: int | None = opt(
         None,
         "processes that tokenise while preparing; null: all cores (shared by a torchrun's "
-        "processes on a machine)",
+        "processes on a machine), one per 16 MB of input at most",
         resume_free=True,
     )
     shard_mb: float = opt(

@@ -3,6 +3,7 @@
 
     python scripts/bench_data.py                       # 0.2, 2 and 10 GB of text (~2 h on 2 cores)
     python scripts/bench_data.py --sizes 0.2 2 --out outputs/bench_data.json
+    python scripts/bench_data.py --sizes 2 --contenders llmtrain --vocab 10 30 100 300
 
 The text: paragraphs of 2-12 lines drawn at random (seeded) from tinyshakespeare
 (../shared/data/tinyshakespeare/input.txt), one .txt file per size. The tokenizer: the byte-level
@@ -16,6 +17,9 @@ every 0.1 s:
   tokenising and writing the shards, from nothing.
 - nanogpt: `load_dataset("text", sample_by="paragraph")`, `.map(tokenize, num_proc=cores)`, then
   the ids written into one uint16 memmap in 1,024 batches, as nanoGPT's openwebtext/prepare.py.
+
+`--vocab MB…` also trains llmtrain's tokenizer on samples of those sizes (tokenizer.train_sample)
+and reports the share of the largest sample's vocabulary each one shares.
 """
 
 from __future__ import annotations
@@ -140,6 +144,35 @@ def run_nanogpt(text: Path, tok: Path, work: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "tokens": total}
 
 
+def vocabulary_stability(text: Path, work: Path, samples_mb: list[int]) -> list[dict]:
+    """Tokenizers trained on growing samples of `text` (tokenizer.train_sample), each compared
+    with the one from the largest sample: the share of its vocabulary they hold too."""
+    from llmtrain.config import Family, TokenizerConfig
+    from llmtrain.data import corpus
+
+    vocabularies = {}
+    for mb in samples_mb:
+        t0 = time.perf_counter()
+        _, tokenizer = corpus.plan(
+            _data_cfg(text, work / f"vocab-{mb}"),
+            TokenizerConfig(train_sample=mb * 10**6),
+            Family.gpt2,
+            1024,
+            0,
+        )
+        vocabularies[mb] = (set(tokenizer.get_vocab()), time.perf_counter() - t0)
+        shutil.rmtree(work / f"vocab-{mb}", ignore_errors=True)
+    largest = vocabularies[max(samples_mb)][0]
+    return [
+        {
+            "sample_mb": mb,
+            "shared_with_largest": round(len(v & largest) / len(largest), 4),
+            "train_seconds": round(seconds, 1),
+        }
+        for mb, (v, seconds) in vocabularies.items()
+    ]
+
+
 def measure(contender: str, text: Path, tok: Path, work: Path) -> dict:
     """One contender in a fresh process; its tree's peak RSS sampled every 0.1 s."""
     import psutil
@@ -179,6 +212,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/llmtrain-bench-data"))
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_data.json")
+    parser.add_argument(
+        "--vocab",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="MB",
+        help="also train tokenizers on these sample sizes of the largest text and compare them",
+    )
     parser.add_argument("--run", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:  # a contender's own process
@@ -195,9 +236,14 @@ def main() -> None:
         for contender in args.contenders:
             rows.append(measure(contender, text, tok, args.work / "run"))
             print(json.dumps(rows[-1]), flush=True)
+    vocab = (
+        vocabulary_stability(texts[max(args.sizes)], args.work, args.vocab) if args.vocab else []
+    )
+    for row in vocab:
+        print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"date": time.strftime("%Y-%m-%d"), "cores": len(os.sched_getaffinity(0))}
-    args.out.write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
+    args.out.write_text(json.dumps({**meta, "rows": rows, "vocabulary": vocab}, indent=1) + "\n")
     print("| GB | contender | s | MB/s | tokens/s | peak RSS MB |\n|--|--|--|--|--|--|")
     for r in rows:
         print(

@@ -31,6 +31,8 @@ from llmtrain.data.tokenizer import build_tokenizer
 from llmtrain.data.tokens import ShardTokens
 from llmtrain.errors import ConfigError, DataError
 
+_BYTES_PER_WORKER = 16 << 20  # a few seconds of tokenising on one core
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -101,10 +103,13 @@ def run(
     share: tuple[int, int] = (0, 1),
     progress: Progress | None = None,
 ) -> Outcome:
-    """Prepare this share's missing shards (`num_proc` null: the machine's cores, divided among
-    the processes a launcher started on it, which all prepare at once)."""
-    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    workers = num_proc or max(1, len(os.sched_getaffinity(0)) // local_processes)
+    """Prepare this share's missing shards over `num_proc` processes; null: the machine's cores,
+    divided among the processes a launcher started on it (which all prepare at once), and one
+    per _BYTES_PER_WORKER of input at most, since starting a worker costs about a second."""
+    workers = num_proc
+    if workers is None:
+        cores = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        workers = max(1, min(cores, -(-p.input_bytes // share[1] // _BYTES_PER_WORKER)))
     return prepare(p.items, p.settings, p.directory, workers, share, progress)
 
 

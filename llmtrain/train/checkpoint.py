@@ -185,14 +185,10 @@ def load_checkpoint(
     scaler: Any = None,
 ) -> dict[str, Any]:
     """Restore everything `save_checkpoint` wrote (this rank's generators); returns the trainer
-    state. The data position is per process, so the number of processes must be the same."""
+    state, with `world`: the number of processes that wrote it (llmtrain.train.state turns its
+    data position into this run's when that differs)."""
     path = Path(path)
     rng_states = torch.load(path / "rng.pt", weights_only=True)
-    if len(rng_states) != world:
-        raise ConfigError(
-            f"{path} was written by {len(rng_states)} processes; resume it with "
-            f"{len(rng_states)}, not {world}"
-        )
     if (path / "shards").is_dir():
         state = {
             "model": get_model_state_dict(model),
@@ -212,10 +208,11 @@ def load_checkpoint(
         )
     set_optimizer_state_dict(model, _optimizer(optimizer), optim, options=options)
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    _set_rng_state(rng_states[rank])
+    if rank < len(rng_states):  # a process added since keeps the generators it was seeded with
+        _set_rng_state(rng_states[rank])
     if scaler is not None and (path / "scaler.pt").exists():
         scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
-    return json.loads((path / "trainer_state.json").read_text())
+    return {**json.loads((path / "trainer_state.json").read_text()), "world": len(rng_states)}
 
 
 def _digest(path: Path) -> str:

@@ -28,6 +28,7 @@ from llmtrain.train.distributed import gather, sharded_state
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
+    from llmtrain.config import TrainerConfig
     from llmtrain.train.budget import Plan
     from llmtrain.train.job import Job
 
@@ -151,6 +152,8 @@ def restore(job: Job, model, optimizer, scheduler, n_parts: int) -> TrainState:
     rank, world = accelerator.process_index, accelerator.num_processes
     saved = load_checkpoint(path, model, optimizer, scheduler, rank, world, accelerator.scaler)
     changed = changed_settings(saved["config"], job.config, job.resume_free)
+    if saved["world"] != world:
+        changed = _regrouped(path, saved, cfg, world, changed)
     if changed and not cfg.allow_config_change:
         raise ConfigError(
             f"cannot resume from {path}: training settings differ: {', '.join(changed)} "
@@ -158,9 +161,37 @@ def restore(job: Job, model, optimizer, scheduler, n_parts: int) -> TrainState:
         )
     found = saved["state"] if "state" in saved else _from_position(saved["position"])
     state = TrainState.from_dict(found, n_parts, accelerator.device)
+    if saved["world"] != world:  # the same examples drawn so far, in this run's micro-batches
+        old = saved["config"]["trainer"]["batch_size"] * saved["world"]
+        state.progress.batch_in_epoch = (
+            state.progress.batch_in_epoch * old // (cfg.batch_size * world)
+        )
     run.truncate_metrics(state.progress.step)
     job.console.line(f"resuming from {path} (step {state.progress.step})")
     return state
+
+
+def _regrouped(
+    path: Path, saved: dict[str, Any], cfg: TrainerConfig, world: int, changed: list[str]
+) -> list[str]:
+    """A checkpoint of another number of processes resumes when the global batch is the same
+    (through trainer.grad_accum or trainer.batch_size): the data position is global, so the
+    steps after it see the examples they would have seen. Those two keys may then differ."""
+    old = saved["config"]["trainer"]
+    before = old["batch_size"] * old["grad_accum"] * saved["world"]
+    if cfg.batch_size * cfg.grad_accum * world != before:
+        accum = before / (cfg.batch_size * world)
+        fix = (
+            f"trainer.grad_accum={int(accum)}"
+            if accum >= 1 and accum == int(accum)
+            else f"trainer.batch_size x trainer.grad_accum x processes = {before}"
+        )
+        raise ConfigError(
+            f"{path} was written by {saved['world']} processes with a global batch of {before} "
+            f"sequences; resume with {world} with the same global batch: {fix}"
+        )
+    regrouping = ("trainer.batch_size ", "trainer.grad_accum ")
+    return [change for change in changed if not change.startswith(regrouping)]
 
 
 def _from_position(old: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,11 +118,34 @@ def test_resume_under_two_processes_is_exact(ddp_run, cache_dir, tmp_path):
     stopped = _done(proc)
     assert stopped.returncode != 0 and "stopped by SIGTERM" in stopped.stderr
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
-    one = run_cli([*args], cache_dir)  # one process cannot continue a 2-process checkpoint
+    one = run_cli([*args], cache_dir)  # one process with half the global batch: refused
     assert one.returncode == 2 and "written by 2 processes" in one.stderr
+    assert "trainer.grad_accum=2" in one.stderr
     resumed = _done(_torchrun(args, cache_dir))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _losses(run) == _losses(ddp_run)
+
+
+def test_a_two_process_checkpoint_resumes_with_one_and_the_same_global_batch(
+    ddp_run, cache_dir, tmp_path
+):
+    """Elastic resume: the data position is global, so one process with grad_accum=2 (the same
+    global batch) continues the two-process run's checkpoint at step 8 and logs its training
+    losses. (Its evaluations see half the examples: trainer.eval_batches counts each process's
+    batches.)"""
+    run = tmp_path / "run"
+    shutil.copytree(ddp_run, run, ignore=shutil.ignore_patterns("final", ".lock"))
+    for later in [p for p in (run / "checkpoints").iterdir() if p.name != "step-8"]:
+        shutil.rmtree(later)
+    args = ["pretrain", *BASE, "trainer.batch_size=8", "trainer.grad_accum=2"]
+    resumed = run_cli([*args, f"hydra.run.dir={run}"], cache_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from {run / 'checkpoints' / 'step-8'}" in resumed.stdout
+    one, two = _losses(run), _losses(ddp_run)
+    assert [r[:2] for r in one] == [r[:2] for r in two]
+    for a, b in zip(one, two, strict=True):
+        if a[1] == "train":
+            assert a[2] == pytest.approx(b[2], rel=1e-5), (a, b)
 
 
 def test_evaluation_sees_each_example_once(cache_dir, tmp_path):

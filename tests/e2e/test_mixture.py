@@ -51,7 +51,7 @@ def _train_rows(run: Path) -> list[dict]:
 
 def test_a_mixture_follows_its_weights_and_resumes_exactly(tmp_path, cache_dir):
     args = [*SMALL, *_sources(tmp_path)]
-    whole = cli_summary([*args, "trainer.max_steps=300"], tmp_path / "whole", cache_dir)
+    whole = cli_summary([*args, "trainer.max_steps=200"], tmp_path / "whole", cache_dir)
     rows = _train_rows(tmp_path / "whole")
     web = sum(r["tokens_web"] for r in rows)
     assert abs(web / sum(r["tokens_web"] + r["tokens_code"] for r in rows) - 0.7) <= 0.02
@@ -62,7 +62,7 @@ def test_a_mixture_follows_its_weights_and_resumes_exactly(tmp_path, cache_dir):
 
     run = tmp_path / "resumed"
     cli_summary([*args, "trainer.max_steps=100"], run, cache_dir)
-    result = run_cli([*args, "trainer.max_steps=300", f"hydra.run.dir={run}"], cache_dir)
+    result = run_cli([*args, "trainer.max_steps=200", f"hydra.run.dir={run}"], cache_dir)
     assert result.returncode == 0 and "resuming from" in result.stdout, result.stderr
     later = [r for r in _train_rows(run) if r["step"] > 100]
     expected = [r for r in rows if r["step"] > 100]

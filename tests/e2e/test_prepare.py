@@ -113,9 +113,9 @@ def test_shares_of_an_array_add_up_to_the_whole(tmp_path):
         ["prepare", *_args(corpus, "data.prepare_shard=1/2")], tmp_path / "b", cache
     )
     assert (second["shards_prepared"], second["shards_complete"]) == (2, 4)
-    whole = cli_summary(["prepare", *_args(corpus)], tmp_path / "c", tmp_path / "other")
-    assert second["train_tokens"] == whole["train_tokens"]
-    assert _shards(cache / "prepared") == _shards(tmp_path / "other" / "prepared")
+    whole = cli_summary(["prepare", *_args(corpus)], tmp_path / "c", cache)  # no share: all
+    assert (whole["shards_reused"], whole["shards_prepared"]) == (4, 0)
+    assert whole["train_tokens"] == second["train_tokens"]
 
 
 @pytest.mark.parametrize(

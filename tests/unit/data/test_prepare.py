@@ -12,11 +12,14 @@ from itertools import pairwise
 import datasets
 import numpy as np
 import pytest
+import torch
 from conftest import PARAGRAPHS
 
 from llmtrain.config import DataConfig, Family, Source, TokenizerConfig
 from llmtrain.data import corpus, prepare
+from llmtrain.data.packing import Layout, PackedDataset
 from llmtrain.data.tokenizer import build_tokenizer
+from llmtrain.data.tokens import ArrayTokens
 from llmtrain.errors import DataError
 
 
@@ -148,3 +151,23 @@ def test_a_full_disk_says_how_much_space_is_needed_and_leaves_no_shard(
     assert not [p for p in plan.directory.iterdir() if p.name.startswith(".")]  # no scratch
     _, outcome, _ = _prepared(cfg, tokenizer)
     assert outcome.prepared == 2
+
+
+@pytest.mark.parametrize("kind", list(Layout))
+def test_blocks_from_shards_are_the_blocks_of_the_documents_tokenised_in_memory(
+    tmp_path, tokenizer, kind
+):
+    """What training reads from the shards (every layout) equals packing the same documents'
+    token ids held in memory: the same blocks, so the same losses."""
+    files = _corpus_files(tmp_path, n_files=2)
+    cfg = _cfg(tmp_path, files, shard_mb=0.004)
+    _, _, splits = _prepared(cfg, tokenizer)
+    docs = _docs(splits["train"])
+    in_memory = ArrayTokens(np.concatenate(docs), [len(d) for d in docs])
+    pad = tokenizer.eos_token_id
+    from_shards = PackedDataset(splits["train"], 32, kind, pad)
+    expected = PackedDataset(in_memory, 32, kind, pad)
+    assert len(from_shards) == len(expected) > 20
+    for i in range(len(expected)):
+        a, b = from_shards[i], expected[i]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
