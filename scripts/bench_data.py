@@ -62,15 +62,22 @@ def _data_cfg(text: Path, cache: Path):
     return DataConfig(source=Source.text_files, train_files=[str(text)], cache_dir=str(cache))
 
 
+def _gpt2():
+    """The model whose tokenizer every contender uses: byte-level BPE, as for objective=clm."""
+    from llmtrain.config import Family, ModelConfig
+
+    return ModelConfig(family=Family.gpt2, max_position_embeddings=1024)
+
+
 def tokenizer_dir(text: Path, work: Path) -> Path:
     """llmtrain's clm tokenizer for this text, saved where every contender loads it."""
     target = work / "tokenizer"
     if not (target / "tokenizer.json").exists():
-        from llmtrain.config import Family, TokenizerConfig
+        from llmtrain.config import TokenizerConfig
         from llmtrain.data import corpus
 
         _, tokenizer = corpus.plan(
-            _data_cfg(text, work / "tok-cache"), TokenizerConfig(), Family.gpt2, 1024, 0
+            _data_cfg(text, work / "tok-cache"), TokenizerConfig(), _gpt2(), 0
         )
         tokenizer.save_pretrained(str(target))
     return target
@@ -147,7 +154,7 @@ def run_nanogpt(text: Path, tok: Path, work: Path) -> dict:
 def vocabulary_stability(text: Path, work: Path, samples_mb: list[int]) -> list[dict]:
     """Tokenizers trained on growing samples of `text` (tokenizer.train_sample), each compared
     with the one from the largest sample: the share of its vocabulary they hold too."""
-    from llmtrain.config import Family, TokenizerConfig
+    from llmtrain.config import TokenizerConfig
     from llmtrain.data import corpus
 
     vocabularies = {}
@@ -156,8 +163,7 @@ def vocabulary_stability(text: Path, work: Path, samples_mb: list[int]) -> list[
         _, tokenizer = corpus.plan(
             _data_cfg(text, work / f"vocab-{mb}"),
             TokenizerConfig(train_sample=mb * 10**6),
-            Family.gpt2,
-            1024,
+            _gpt2(),
             0,
         )
         vocabularies[mb] = (set(tokenizer.get_vocab()), time.perf_counter() - t0)

@@ -79,7 +79,7 @@ def main() -> None:
     report = {}
     for name, (family, objective_name) in WORKLOADS.items():
         data = DataConfig(cache_dir=str(cache))
-        plan, tokenizer = corpus.plan(data, TokenizerConfig(), family, 512, 42)
+        plan, tokenizer = corpus.plan(data, TokenizerConfig(), ModelConfig(family=family), 42)
         corpus.run(plan, None)
         train = corpus.splits(plan)["train"]
         lengths = np.diff(np.append(train.doc_starts(), train.n_tokens))

@@ -25,7 +25,6 @@ from accelerate import Accelerator
 
 from llmtrain.config import (
     DataConfig,
-    Family,
     ModelConfig,
     ObjectiveConfig,
     ObjectiveName,
@@ -84,7 +83,7 @@ def main() -> None:
 
     cache = Path(os.environ.get("LLMTRAIN_CACHE", Path.home() / ".cache" / "llmtrain"))
     plan, tokenizer = corpus.plan(
-        DataConfig(cache_dir=str(cache)), TokenizerConfig(), Family.bert, 512, 42
+        DataConfig(cache_dir=str(cache)), TokenizerConfig(), ModelConfig(), 42
     )
     corpus.run(plan, None)
     blocks = PackedDataset(corpus.splits(plan)["train"], 128)

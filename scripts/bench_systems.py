@@ -63,9 +63,8 @@ def _setup(workload: dict, gpu: bool):
         torch.manual_seed(0)
         model = build_classifier(model_cfg, tokenizer, task.labels)
     else:
-        plan, tokenizer = corpus.plan(
-            DataConfig(cache_dir=str(cache)), TokenizerConfig(vocab_size=vocab), family, 1024, 0
-        )
+        plan, tokenizer = tokens = TokenizerConfig(vocab_size=vocab)
+        plan, tokenizer = corpus.plan(DataConfig(cache_dir=str(cache)), tokens, model_cfg, 0)
         corpus.run(plan, None)
         data = PackedDataset(corpus.splits(plan)["train"], workload["block"])
         torch.manual_seed(0)

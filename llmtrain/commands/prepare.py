@@ -36,13 +36,7 @@ def run(
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
     with accelerator.main_process_first():  # rank 0 trains a new tokenizer, the others load it
         plan, tokenizer = corpus.plan(
-            cfg.data,
-            cfg.tokenizer,
-            cfg.model.family,
-            cfg.model.max_position_embeddings,
-            cfg.trainer.seed,
-            fallback_path=models.source(cfg.model),
-            trust_remote_code=cfg.model.trust_remote_code,
+            cfg.data, cfg.tokenizer, cfg.model, cfg.trainer.seed, models.source(cfg.model)
         )
     world = accelerator.num_processes
     share = (index * world + accelerator.process_index, count * world)

@@ -152,13 +152,7 @@ def _prepared(cfg: PretrainConfig, accelerator, console) -> _Data:
     """Text prepared into token shards (each process its share), packed into blocks."""
     with accelerator.main_process_first():  # rank 0 trains a new tokenizer, the others load it
         plan, tokenizer = corpus.plan(
-            cfg.data,
-            cfg.tokenizer,
-            cfg.model.family,
-            cfg.model.max_position_embeddings,
-            cfg.trainer.seed,
-            fallback_path=models.source(cfg.model),
-            trust_remote_code=cfg.model.trust_remote_code,
+            cfg.data, cfg.tokenizer, cfg.model, cfg.trainer.seed, models.source(cfg.model)
         )
     model = build_model(cfg.model, cfg.objective.name, tokenizer)
     share = (accelerator.process_index, accelerator.num_processes)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from llmtrain.config import DataConfig, Family, TokenizerConfig
+from llmtrain.config import DataConfig, ModelConfig, TokenizerConfig
 from llmtrain.data import sources
 from llmtrain.data.prepare import (
     Input,
@@ -50,26 +50,26 @@ class Plan:
 def plan(
     cfg: DataConfig,
     tokenizer_cfg: TokenizerConfig,
-    family: Family,
-    max_length: int,
+    model: ModelConfig,
     seed: int,
     fallback_path: str | None = None,
-    trust_remote_code: bool = False,
 ) -> tuple[Plan, PreTrainedTokenizerBase]:
-    """The units and the tokenizer; a new tokenizer is trained on `tokenizer.train_sample`
-    bytes of the training documents (cached by that sample's files and settings)."""
+    """The units and the tokenizer (loaded from `fallback_path`, the model's own, when the
+    tokenizer config names none); a new tokenizer, of the model family's kind, is trained on
+    `tokenizer.train_sample` bytes of the training documents (cached by that sample's files and
+    settings)."""
     items = sources.inputs(cfg, seed)
     reading = Settings("", None, "uint32", seed, cfg.text_field, cfg.decode_errors.value)
     budget = tokenizer_cfg.train_sample
     tokenizer = build_tokenizer(
         tokenizer_cfg,
-        family,
+        model.family,
         lambda: sample(items, reading, budget),
         Path(cfg.cache_dir).expanduser(),
-        max_length=max_length,
+        max_length=model.max_position_embeddings,
         fallback_path=fallback_path,
         fingerprint=sample_key(items, seed, budget),
-        trust_remote_code=trust_remote_code,
+        trust_remote_code=model.trust_remote_code,
     )
     return _plan(cfg, items, tokenizer, seed), tokenizer
 

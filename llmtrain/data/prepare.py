@@ -153,6 +153,9 @@ def prepare(
     shards = [directory / settings.key(item) for item in items]
     missing = [i for i, path in enumerate(shards) if not is_complete(path)]
     mine = [(items[i], shards[i]) for i in missing if i % share[1] == share[0]]
+    for _, shard in mine:  # what a killed run left of the shards this share prepares
+        for scratch in directory.glob(f".{shard.name}.tmp-*"):
+            shutil.rmtree(scratch, ignore_errors=True)
     if mine:
         _run(mine, settings, num_proc, progress)
     return Outcome(shards, len(items) - len(missing), len(mine))

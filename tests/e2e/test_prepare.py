@@ -39,6 +39,11 @@ def _args(corpus: Path, *extra: str) -> list[str]:
     ]
 
 
+def _complete(prepared: Path) -> set[str]:
+    # a shard killed between its meta.json and its rename is still scratch (a dot name)
+    return {p.parent.name for p in prepared.glob("[!.]*/meta.json")}
+
+
 def _shards(directory: Path) -> dict[str, bytes]:
     return {
         f"{shard.name}/{f.name}": f.read_bytes()
@@ -86,16 +91,17 @@ def test_a_killed_preparation_resumes_where_it_stopped(tmp_path):
     prepared = cache / "prepared"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if prepared.is_dir() and len([p for p in prepared.glob("*/meta.json")]) >= 3:
+        if len(_complete(prepared)) >= 3:
             break
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done = {p.parent.name for p in prepared.glob("*/meta.json")}
+    done = _complete(prepared)
     summary = cli_summary(["prepare", *args], tmp_path / "b", cache)
     assert 3 <= len(done) < summary["shards"], "the kill came too late to test anything"
     assert summary["shards_reused"] == len(done)
     assert summary["shards_prepared"] == summary["shards"] - len(done)
+    assert not list(prepared.glob(".*")), "the killed run's scratch is left behind"
     clean = tmp_path / "clean"
     cli_summary(["prepare", *args], tmp_path / "c", clean)
     assert _shards(prepared) == _shards(clean / "prepared")
