@@ -143,6 +143,12 @@ class DataConfig:
     config: str | None = opt(None, "hub dataset config (source=hf)")
     train_split: str = opt("train", "hub split to train on (source=hf)")
     validation_split: str | None = opt(None, "hub split to evaluate on; null: hold out a fraction")
+    streaming: bool = opt(
+        False, "source=hf: read the dataset as a stream while training, nothing downloaded ahead"
+    )
+    stream_validation_blocks: int = opt(
+        256, "streaming: blocks of held-out text read at the start to evaluate on"
+    )
     text_field: str = opt("text", "column holding the text (.jsonl, .parquet, hub)")
     sentence_split: SentenceSplit = opt(
         SentenceSplit.line,

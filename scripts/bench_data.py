@@ -15,6 +15,8 @@ every 0.1 s:
   cores; its rate counts encode time only (reading excluded): the ceiling.
 - llmtrain: `llmtrain.data.corpus.run` with data.num_proc=null (all cores): reading, hold-out,
   tokenising and writing the shards, from nothing.
+- stream: `llmtrain.data.stream.StreamedBlocks` (data.streaming=true) over the same documents
+  in one process: tokenising and packing 1,024-token blocks as a training loader would.
 - nanogpt: `load_dataset("text", sample_by="paragraph")`, `.map(tokenize, num_proc=cores)`, then
   the ids written into one uint16 memmap in 1,024 batches, as nanoGPT's openwebtext/prepare.py.
 
@@ -36,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
-CONTENDERS = ("tokenizer", "llmtrain", "nanogpt")
+CONTENDERS = ("tokenizer", "llmtrain", "nanogpt", "stream")
 
 
 def make_text(path: Path, gigabytes: float) -> Path:
@@ -116,6 +118,26 @@ def run_llmtrain(text: Path, tok: Path, work: Path) -> dict:
     seconds = time.perf_counter() - t0
     splits = corpus.splits(plan)
     return {"seconds": seconds, "tokens": sum(s.n_tokens for s in splits.values())}
+
+
+def run_stream(text: Path, tok: Path, work: Path) -> dict:
+    from transformers import AutoTokenizer
+
+    from llmtrain.config import DataConfig
+    from llmtrain.data import corpus
+    from llmtrain.data.records import plan_units, read_documents
+    from llmtrain.data.stream import StreamedBlocks
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tok))
+
+    def documents():
+        for unit in plan_units([text], 1 << 40):
+            yield from read_documents(unit)
+
+    blocks = StreamedBlocks(documents, corpus.settings(DataConfig(), tokenizer, 0), 1024)
+    t0 = time.perf_counter()
+    n = sum(1 for _ in blocks.examples(0, 0, 1, 0, 1))
+    return {"seconds": time.perf_counter() - t0, "tokens": n * 1024}
 
 
 def run_nanogpt(text: Path, tok: Path, work: Path) -> dict:

@@ -42,6 +42,24 @@ FT_TINY = [
 ]
 
 
+# A very small GPT-2 and tokenizer at a constant learning rate after 10 warm-up steps, so that a
+# shorter first attempt has the learning rates of the whole run (the resume tests).
+CLM_SMALL = [
+    "objective=clm",
+    "model=gpt2-tiny",
+    "model.hidden_size=32",
+    "model.intermediate_size=64",
+    "tokenizer.vocab_size=300",
+    "tokenizer.min_frequency=1",
+    "trainer.batch_size=8",
+    "trainer.block_size=16",
+    "trainer.eval_every=100",
+    "trainer.save_every=100",
+    "trainer.schedule=constant",
+    "trainer.warmup_steps=10",
+]
+
+
 # Forty two-line documents, for the corpus readers and tokenizers.
 PARAGRAPHS = [
     f"Document {i} says something about topic {i % 7}.\nIt has a second line." for i in range(40)

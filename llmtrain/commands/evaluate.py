@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from llmtrain import models, tasks
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName
 from llmtrain.console import Console
-from llmtrain.data import corpus, sources
+from llmtrain.data import corpus, sources, stream
 from llmtrain.data.packing import PackedDataset, layout, pad_id
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
@@ -110,16 +110,21 @@ def _language_model(
 ) -> dict[str, Any]:
     objective_cfg = _objective(cfg, path)
     model = models.build_model(cfg.model, objective_cfg.name, tokenizer)
-    plan = corpus.plan_for(cfg.data, tokenizer, cfg.trainer.seed, need_train=False)
-    corpus.run(plan, cfg.data.num_proc, (accelerator.process_index, accelerator.num_processes))
-    accelerator.wait_for_everyone()
-    blocks = PackedDataset(
-        corpus.splits(plan, need_train=False)["validation"],
-        cfg.trainer.block_size,
-        layout(cfg.data.packing, takes_block_diagonal_attention(model)),
-        pad_id(tokenizer),
-        "validation",
-    )
+    kind = layout(cfg.data.packing, takes_block_diagonal_attention(model))
+    block, pad, seed = cfg.trainer.block_size, pad_id(tokenizer), cfg.trainer.seed
+    if cfg.data.streaming:  # the blocks the run evaluated on, read from the stream again
+        settings = corpus.settings(cfg.data, tokenizer, seed)
+        hub = stream.HubStream.of(cfg.data, seed)
+        blocks, _ = stream.validation_blocks(
+            hub, settings, block, kind, pad, cfg.data.stream_validation_blocks
+        )
+    else:
+        plan = corpus.plan_for(cfg.data, tokenizer, seed, need_train=False)
+        share = (accelerator.process_index, accelerator.num_processes)
+        corpus.run(plan, cfg.data.num_proc, share)
+        accelerator.wait_for_everyone()
+        validation = corpus.splits(plan, need_train=False)["validation"]
+        blocks = PackedDataset(validation, block, kind, pad, "validation")
     objective = build_objective(objective_cfg, tokenizer)
     metrics = evaluate(model, objective, {"validation": blocks}, cfg.trainer, accelerator).metrics
     return {"objective": objective_cfg.name.value, **metrics, "tokens": blocks.num_tokens}

@@ -25,6 +25,10 @@ def run(
     sources.check_config(cfg.data)
     models.check_config(cfg.model)
     check_objective(cfg.model, cfg.objective.name)  # the family decides a new tokenizer's kind
+    if cfg.data.streaming:
+        raise ConfigError(
+            "data.streaming=true reads the dataset while training: there is nothing to prepare"
+        )
     if cfg.objective.name in PAIRED:
         raise ConfigError(
             f"objective={cfg.objective.name.value} reads sentence pairs, not prepared shards: "

@@ -11,7 +11,7 @@ import torch
 
 from llmtrain import models, objectives, recipes
 from llmtrain.config import ObjectiveName, PretrainConfig, Source
-from llmtrain.data import corpus, sources
+from llmtrain.data import corpus, sources, stream
 from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.mixture import Mixture
 from llmtrain.data.packing import Layout, PackedDataset, layout, pad_id
@@ -26,6 +26,7 @@ from llmtrain.objectives.mixture import BySource
 from llmtrain.rundir import read_metrics
 from llmtrain.session import finish, global_batch, header_rows, start
 from llmtrain.train.checkpoint import full_model_state
+from llmtrain.train.contract import Stream
 from llmtrain.train.evaluator import Evaluator
 from llmtrain.train.job import Job, check_trainer, total_steps
 from llmtrain.train.loop import fit
@@ -50,8 +51,28 @@ def check(cfg: PretrainConfig) -> None:
             f"data=mixture trains on prepared blocks: objective={cfg.objective.name.value} "
             "reads sentence pairs; use objective=mlm or clm"
         )
+    if cfg.data.streaming:
+        _check_streaming(cfg)
     if not models.source(cfg.model):  # a loaded model brings its tokenizer
         tokenizers.check_config(cfg.tokenizer)
+
+
+def _check_streaming(cfg: PretrainConfig) -> None:
+    if cfg.objective.name in PAIRED:
+        raise ConfigError(
+            f"data.streaming reads blocks as they come: objective={cfg.objective.name.value} "
+            "pairs sentences across the corpus; use objective=mlm or clm"
+        )
+    if cfg.trainer.epochs is not None:
+        raise ConfigError(
+            f"trainer.epochs={cfg.trainer.epochs}: a stream's length is unknown until its end; "
+            "give trainer.max_steps or trainer.budget"
+        )
+    if cfg.trainer.num_workers > 1:
+        raise ConfigError(
+            f"trainer.num_workers={cfg.trainer.num_workers}: a stream is read in order by one "
+            "reader; 1 moves reading and tokenising into a worker process"
+        )
 
 
 @dataclass
@@ -75,14 +96,18 @@ def run(
     accelerator, run, console = start(cfg.trainer, run_dir, cfg.distributed, cfg.logger, resolved)
 
     paired = cfg.objective.name in PAIRED
-    data = (_pairs if paired else _prepared)(cfg, accelerator, console)
+    data = (_pairs if paired else _streamed if cfg.data.streaming else _prepared)(
+        cfg, accelerator, console
+    )
     tokenizer, model, train_set = data.tokenizer, data.model, data.train
     # Special tokens per pair: [CLS] and two [SEP].
     tokens_per_pair = float(train_set.lengths.mean()) - 3 if paired else None
     objective = build_objective(cfg.objective, tokenizer, tokens_per_pair)
     if data.mixture is not None:
         objective = BySource(objective, data.mixture.names)
-    steps = total_steps(cfg.trainer, len(train_set), accelerator.num_processes)
+    streamed = isinstance(train_set, Stream)
+    n_examples = None if streamed else len(train_set)
+    steps = total_steps(cfg.trainer, n_examples, accelerator.num_processes)
     rows = header_rows("pretrain", overrides, run, accelerator, cfg.trainer)
     rows.update(_header(cfg, objective, data))
     rows["global batch"] = global_batch(cfg.trainer, accelerator, "sequences")
@@ -122,11 +147,15 @@ def _header(cfg: PretrainConfig, objective, data: _Data) -> dict[str, str]:
         name += f", pair loss weight {objective.pair_weight:.3g}"
     if cfg.objective.whole_word_mask:
         name += ", whole-word masking"
+    if isinstance(data.train, Stream):
+        what = f"streamed from {cfg.data.name} ({cfg.data.train_split}), tokenised as read"
+    else:
+        what = f"{data.documents[0]:,} documents, {data.train.num_tokens:,} tokens, "
+        what += f"{len(data.train):,}"
     rows = {
         "model": f"{type(data.model).__name__}, {count_parameters(data.model):,} parameters, "
         f"objective {name}",
-        "data": f"{data.documents[0]:,} documents, {data.train.num_tokens:,} tokens, "
-        f"{len(data.train):,} {unit} of {'at most ' * paired}{block}{data.packing}",
+        "data": f"{what} {unit} of {'at most ' * paired}{block}{data.packing}",
         "validation": f"{data.documents[1]:,} documents, {len(data.evals['validation']):,} {unit}",
     }
     if data.mixture is not None:
@@ -180,6 +209,27 @@ def _prepared(cfg: PretrainConfig, accelerator, console) -> _Data:
     weights = {name: src.weight for name, src in sources.mixture_sources(cfg.data).items()}
     data.train = data.mixture = Mixture(trains, weights, cfg.trainer.seed)
     return data
+
+
+def _streamed(cfg: PretrainConfig, accelerator, console) -> _Data:
+    """A hub dataset read while training: blocks as they come, validation read at the start."""
+    hub = stream.HubStream.of(cfg.data, cfg.trainer.seed)
+    hub.open()  # a wrong name or split fails before anything else
+    with accelerator.main_process_first():  # rank 0 trains a new tokenizer, the others load it
+        tokenizer = stream.tokenizer(
+            hub, cfg.data, cfg.tokenizer, cfg.model, models.source(cfg.model)
+        )
+    model = build_model(cfg.model, cfg.objective.name, tokenizer)
+    kind = layout(cfg.data.packing, takes_block_diagonal_attention(model))
+    settings = corpus.settings(cfg.data, tokenizer, cfg.trainer.seed)
+    block, pad = cfg.trainer.block_size, pad_id(tokenizer)
+    validation, documents = stream.validation_blocks(
+        hub, settings, block, kind, pad, cfg.data.stream_validation_blocks
+    )
+    train = stream.StreamedBlocks(hub.train, settings, block, kind, pad)
+    return _Data(
+        tokenizer, model, train, {"validation": validation}, (0, documents), f", {_LAYOUTS[kind]}"
+    )
 
 
 def _pairs(cfg: PretrainConfig, accelerator, console) -> _Data:

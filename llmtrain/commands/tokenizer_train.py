@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrain.config import TokenizerTrainConfig, TrainerConfig
-from llmtrain.data import corpus, sources
+from llmtrain.data import corpus, sources, stream
 from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.prepare import documents
 from llmtrain.data.tokenizer import save_tokenizer
@@ -34,12 +34,18 @@ def run(
     rows = header_rows("tokenizer train", overrides, run, accelerator, trainer)
     rows["data"] = f"{cfg.tokenizer.train_sample / 1e6:,.0f} MB sample of the training documents"
     console.header("llmtrain tokenizer train", rows)
-    plan, tokenizer = corpus.plan(cfg.data, cfg.tokenizer, cfg.model, trainer.seed)
+    if cfg.data.streaming:
+        hub = stream.HubStream.of(cfg.data, trainer.seed)
+        tokenizer = stream.tokenizer(hub, cfg.data, cfg.tokenizer, cfg.model)
+        unseen = hub.validation()
+    else:
+        plan, tokenizer = corpus.plan(cfg.data, cfg.tokenizer, cfg.model, trainer.seed)
+        unseen = _held_out(plan)
     with run.write_dir("tokenizer") as tmp:
         if tmp is not None:
             save_tokenizer(tokenizer, tmp)
     # How well it compresses text it was not trained on: characters per token.
-    held_out = list(islice(_held_out(plan), _MEASURED_DOCUMENTS))
+    held_out = list(islice(unseen, _MEASURED_DOCUMENTS))
     tokens = sum(len(ids) for ids in tokenizer(held_out, add_special_tokens=False)["input_ids"])
     summary = {
         "tokenizer": type(tokenizer.backend_tokenizer.model).__name__,

@@ -9,6 +9,7 @@ the caller waits for all of them before `splits`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,17 +62,38 @@ def plan(
     items = sources.inputs(cfg, seed)
     reading = Settings("", None, "uint32", seed, cfg.text_field, cfg.decode_errors.value)
     budget = tokenizer_cfg.train_sample
-    tokenizer = build_tokenizer(
+    tokenizer = tokenizer_for(
+        cfg,
+        tokenizer_cfg,
+        model,
+        lambda: sample(items, reading, budget),
+        sample_key(items, seed, budget),
+        fallback_path,
+    )
+    return _plan(cfg, items, tokenizer, seed), tokenizer
+
+
+def tokenizer_for(
+    cfg: DataConfig,
+    tokenizer_cfg: TokenizerConfig,
+    model: ModelConfig,
+    texts: Callable[[], list[str]],
+    fingerprint: str,
+    fallback_path: str | None = None,
+) -> PreTrainedTokenizerBase:
+    """The configured tokenizer (else the one at `fallback_path`), or a new one of the model
+    family's kind trained on `texts()`: called only when no tokenizer cached under
+    `fingerprint` and the settings exists."""
+    return build_tokenizer(
         tokenizer_cfg,
         model.family,
-        lambda: sample(items, reading, budget),
+        texts,
         Path(cfg.cache_dir).expanduser(),
         max_length=model.max_position_embeddings,
         fallback_path=fallback_path,
-        fingerprint=sample_key(items, seed, budget),
+        fingerprint=fingerprint,
         trust_remote_code=model.trust_remote_code,
     )
-    return _plan(cfg, items, tokenizer, seed), tokenizer
 
 
 def plan_for(
@@ -83,10 +105,16 @@ def plan_for(
 
 
 def _plan(cfg: DataConfig, items: list[Input], tokenizer, seed: int) -> Plan:
+    directory = Path(cfg.cache_dir).expanduser() / "prepared"
+    return Plan(items, settings(cfg, tokenizer, seed), directory)
+
+
+def settings(cfg: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> Settings:
+    """How documents are read, tokenised and held out, for preparation or a stream."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise ConfigError(f"{type(tokenizer).__name__} is not a fast tokenizer: llmtrain needs one")
-    settings = Settings(
+    return Settings(
         backend.to_str(),
         tokenizer.eos_token_id,
         token_dtype(len(tokenizer)),
@@ -94,7 +122,6 @@ def _plan(cfg: DataConfig, items: list[Input], tokenizer, seed: int) -> Plan:
         cfg.text_field,
         cfg.decode_errors.value,
     )
-    return Plan(items, settings, Path(cfg.cache_dir).expanduser() / "prepared")
 
 
 def run(

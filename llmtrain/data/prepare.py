@@ -216,12 +216,7 @@ _counted = {"chars": 0, "tokens": 0}
 def _init(settings: Settings, counters: Any) -> None:
     if counters is not None:  # one process per core: the tokenizer's own threads would compete
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_str(settings.tokenizer_json)
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    _worker.update(settings=settings, tokenizer=tokenizer, counters=counters)
+    _worker.update(settings=settings, encode=Encoder(settings), counters=counters)
     _counted.update(chars=0, tokens=0)
 
 
@@ -237,7 +232,7 @@ def _prepare_one(item: Input, shard: Path) -> dict[str, Any]:
             lengths: dict[str, list[int]] = {s: [] for s in SPLITS}
             with files["train"], files["validation"]:
                 for split, batch in _batches(item, settings):
-                    ids, sizes = _encode(batch)
+                    ids, sizes = _worker["encode"](batch)
                     chars = sum(map(len, batch))
                     read, written = read + chars, written + ids.nbytes  # counted if it fails
                     _append(files[split], ids)
@@ -271,17 +266,25 @@ def _batches(item: Input, settings: Settings) -> Iterator[tuple[str, list[str]]]
             yield split, pending[split]
 
 
-def _encode(texts: list[str]) -> tuple[np.ndarray, list[int]]:
-    """The documents' token ids back to back (an end-of-text token closing each where the
-    tokenizer has one) and each document's length."""
-    settings: Settings = _worker["settings"]
-    eos = settings.eos_id
-    encoded = [e.ids for e in _worker["tokenizer"].encode_batch_fast(texts)]
-    if eos is not None:
-        encoded = [ids if ids and ids[-1] == eos else [*ids, eos] for ids in encoded]
-    sizes = [len(ids) for ids in encoded]
-    flat = np.fromiter(chain.from_iterable(encoded), dtype=settings.dtype, count=sum(sizes))
-    return flat, sizes
+class Encoder:
+    """Documents to token ids as preparation writes them: back to back, an end-of-text token
+    closing each where the tokenizer has one, with each document's length."""
+
+    def __init__(self, settings: Settings) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(settings.tokenizer_json)
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.eos, self.dtype = settings.eos_id, settings.dtype
+
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        encoded = [e.ids for e in self.tokenizer.encode_batch_fast(texts)]
+        if self.eos is not None:
+            encoded = [ids if ids and ids[-1] == self.eos else [*ids, self.eos] for ids in encoded]
+        sizes = [len(ids) for ids in encoded]
+        flat = np.fromiter(chain.from_iterable(encoded), dtype=self.dtype, count=sum(sizes))
+        return flat, sizes
 
 
 def _append(file: Any, ids: np.ndarray) -> None:

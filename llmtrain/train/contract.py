@@ -17,7 +17,8 @@ nothing else (no attribute probing).
 
 A training set whose example at an index depends on the epoch (a mixture, whose sources each
 move on to their next pass) subclasses `ByEpoch`: the loader indexes it with the (epoch, index)
-key instead of the index.
+key instead of the index. A training set of unknown length, read in order (a streamed corpus),
+subclasses `Stream`: the loader iterates its `examples` instead of indexing it.
 
 The loop scales each micro-batch's sum by 1 / (targets over all micro-batches and processes)
 before backward, which makes gradient accumulation and multi-process training token-exact.
@@ -26,6 +27,7 @@ Objectives subclass these protocols, inheriting the defaults (no parts, no predi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:  # torch-free at run time: task kinds subclass these where --help reads them
@@ -67,3 +69,16 @@ class ByEpoch:
     def __len__(self) -> int: ...
 
     def __getitem__(self, key: tuple[int, int]) -> dict: ...
+
+
+class Stream:
+    """Examples read in order, an epoch a pass, of a length known only at its end."""
+
+    def examples(
+        self, epoch: int, rank: int, world: int, start: int, batch_size: int
+    ) -> Iterator[tuple[int, dict]]:
+        """This process's (position, example) pairs of an epoch from its `start`-th: every
+        `world`-th of the whole order, in whole global batches (`batch_size` per process), so
+        that all processes take the same number of steps. The position (in the whole order)
+        keys the example's randomness."""
+        ...

@@ -112,19 +112,21 @@ def _check_warmup(cfg: TrainerConfig, steps: int) -> None:
         )
 
 
-def total_steps(cfg: TrainerConfig, n_examples: int, world: int) -> int:
+def total_steps(cfg: TrainerConfig, n_examples: int | None, world: int) -> int:
     """Optimizer steps the run will take: max_steps, or `epochs` passes over the data (a budget
-    run: a provisional number until its first step is timed)."""
-    per_epoch = (n_examples // world) // cfg.batch_size  # micro-batches per epoch per process
-    if per_epoch == 0:
+    run: a provisional number until its first step is timed). `n_examples=None`: a stream, of
+    unknown length (which refuses epochs before this)."""
+    per_epoch = None if n_examples is None else (n_examples // world) // cfg.batch_size
+    if per_epoch == 0:  # micro-batches per epoch per process
         raise DataError(
             f"the training split has {n_examples} examples: fewer than one batch "
             f"(trainer.batch_size={cfg.batch_size} x {world} processes)"
         )
     if cfg.budget is not None:
         return PROVISIONAL_STEPS
-    steps = (
-        cfg.max_steps if cfg.epochs is None else math.ceil(cfg.epochs * per_epoch / cfg.grad_accum)
-    )
+    if cfg.epochs is None or per_epoch is None:
+        steps = cfg.max_steps
+    else:
+        steps = math.ceil(cfg.epochs * per_epoch / cfg.grad_accum)
     _check_warmup(cfg, steps)
     return steps

@@ -1,4 +1,5 @@
-"""Data order: a seeded permutation per epoch, sharded across processes, startable anywhere.
+"""Data order: a seeded permutation per epoch, sharded across processes, startable anywhere (a
+`Stream` gives its own order, startable anywhere too).
 
 The sampler yields `(epoch, index)` keys; `Keyed` turns a key into the example plus a
 `sample_seed` for that (epoch, example), so any randomness an objective draws per example
@@ -11,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from llmtrain.train.contract import ByEpoch
+from llmtrain.train.contract import ByEpoch, Stream
 
 EVAL_EPOCH = -1  # the key evaluation uses: the same masks at every evaluation
 
@@ -89,8 +90,34 @@ class Keyed(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict:
         epoch, i = key
         example = dict(self.dataset[key] if isinstance(self.dataset, ByEpoch) else self.dataset[i])
-        example["sample_seed"] = hash((self.seed, epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF
+        example["sample_seed"] = sample_seed(self.seed, epoch, i)
         return example
+
+
+def sample_seed(seed: int, epoch: int, i: int) -> int:
+    return hash((seed, epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class StreamView(IterableDataset):
+    """One process's examples of a `Stream` for an epoch, from its `start`-th, keyed like
+    `Keyed`'s. One reader: the DataLoader runs it in at most one worker."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        seed: int,
+        epoch: int,
+        rank: int,
+        world: int,
+        start: int,
+        batch_size: int,
+    ) -> None:
+        self.stream, self.seed, self.epoch = stream, seed, epoch
+        self.where = (rank, world, start, batch_size)
+
+    def __iter__(self) -> Iterator[dict]:
+        for position, example in self.stream.examples(self.epoch, *self.where):
+            yield {**example, "sample_seed": sample_seed(self.seed, self.epoch, position)}
 
 
 def make_loader(
@@ -108,6 +135,19 @@ def make_loader(
     pin_memory: bool = False,
     lengths: torch.Tensor | None = None,
 ) -> DataLoader:
+    # Its own generator: creating an iterator must not draw from the global RNG, or a
+    # resumed run's dropout would differ from the uninterrupted run's.
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if isinstance(dataset, Stream):
+        view = StreamView(dataset, seed, epoch, rank, world, start_batch * batch_size, batch_size)
+        return DataLoader(
+            view,
+            batch_size=batch_size,
+            collate_fn=collate,
+            num_workers=min(num_workers, 1),
+            pin_memory=pin_memory,
+            generator=generator,
+        )
     sampler = EpochSampler(
         len(dataset),
         seed=seed,
@@ -127,7 +167,5 @@ def make_loader(
         drop_last=shuffle,  # training drops a ragged last batch; evaluation keeps every example
         num_workers=num_workers,
         pin_memory=pin_memory,
-        # Its own generator: creating an iterator must not draw from the global RNG, or a
-        # resumed run's dropout would differ from the uninterrupted run's.
-        generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
+        generator=generator,
     )

@@ -5,27 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import PARAGRAPHS, cli_summary, run_cli
+from conftest import CLM_SMALL, PARAGRAPHS, cli_summary, run_cli
 
 from llmtrain.rundir import read_metrics
 
 SMALL = [
     "pretrain",
-    "objective=clm",
-    "model=gpt2-tiny",
-    "model.hidden_size=32",
-    "model.intermediate_size=64",
-    "tokenizer.vocab_size=300",
-    "tokenizer.min_frequency=1",
-    "trainer.batch_size=8",
-    "trainer.block_size=16",
+    *CLM_SMALL,
     "trainer.log_every=10",
-    "trainer.eval_every=100",
-    "trainer.save_every=100",
     "trainer.eval_batches=2",
     "data.validation_fraction=0.1",
-    "trainer.schedule=constant",  # the same learning rates for a shorter first attempt
-    "trainer.warmup_steps=10",
 ]
 
 
