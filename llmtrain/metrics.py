@@ -10,8 +10,6 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from llmtrain.errors import ConfigError
 
@@ -25,6 +23,11 @@ def task_metrics(
 ) -> dict[str, float]:
     """The named metrics of predictions against references (class ids, or floats for
     regression). F1 is binary F1 of class 1, as GLUE reports it for MRPC and QQP."""
+    # Imported here, as seqeval and rouge-score below are: a command that never scores a task
+    # (pretraining, every config mistake) would spend 0.7 s of its start importing them.
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
     preds, refs = np.asarray(predictions), np.asarray(references)
     compute = {
         "accuracy": lambda: accuracy_score(refs, preds),

@@ -10,10 +10,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO, cli_env
 from glue_fixtures import write_glue
 
 
+@pytest.mark.slow  # a benchmark script's plumbing, 9 runs: about a minute on 2 cores
 def test_quality_script_compares_starts_with_one_tokenizer(tmp_path, cache_dir):
     sst2 = write_glue(tmp_path / "glue", only=("sst2",)) / "sst2"
     prose = tmp_path / "prose.txt"
