@@ -144,7 +144,7 @@ class DataConfig:
     train_split: str = opt("train", "hub split to train on (source=hf)")
     validation_split: str | None = opt(None, "hub split to evaluate on; null: hold out a fraction")
     streaming: bool = opt(
-        False, "source=hf: read the dataset as a stream while training, nothing downloaded ahead"
+        False, "read the corpus as a stream while training: nothing downloaded ahead or prepared"
     )
     stream_validation_blocks: int = opt(
         256, "streaming: blocks of held-out text read at the start to evaluate on"

@@ -123,18 +123,13 @@ def run_llmtrain(text: Path, tok: Path, work: Path) -> dict:
 def run_stream(text: Path, tok: Path, work: Path) -> dict:
     from transformers import AutoTokenizer
 
-    from llmtrain.config import DataConfig
-    from llmtrain.data import corpus
-    from llmtrain.data.records import plan_units, read_documents
+    from llmtrain.data import corpus, stream_sources
     from llmtrain.data.stream import StreamedBlocks
 
     tokenizer = AutoTokenizer.from_pretrained(str(tok))
-
-    def documents():
-        for unit in plan_units([text], 1 << 40):
-            yield from read_documents(unit)
-
-    blocks = StreamedBlocks(documents, corpus.settings(DataConfig(), tokenizer, 0), 1024)
+    cfg = _data_cfg(text, work / "cache")
+    source = stream_sources.open_stream(cfg, 0)
+    blocks = StreamedBlocks(source, corpus.settings(cfg, tokenizer, 0), 1024)
     t0 = time.perf_counter()
     n = sum(1 for _ in blocks.examples(0, 0, 1, 0, 1))
     return {"seconds": time.perf_counter() - t0, "tokens": n * 1024}

@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from llmtrain import models, tasks
 from llmtrain.config import EvaluateConfig, ObjectiveConfig, ObjectiveName
 from llmtrain.console import Console
-from llmtrain.data import corpus, sources, stream
+from llmtrain.data import corpus, sources, stream, stream_sources
 from llmtrain.data.packing import PackedDataset, layout, pad_id
 from llmtrain.data.tokenizer import load_tokenizer
 from llmtrain.errors import ConfigError
@@ -114,9 +114,9 @@ def _language_model(
     block, pad, seed = cfg.trainer.block_size, pad_id(tokenizer), cfg.trainer.seed
     if cfg.data.streaming:  # the blocks the run evaluated on, read from the stream again
         settings = corpus.settings(cfg.data, tokenizer, seed)
-        hub = stream.HubStream.of(cfg.data, seed)
+        source = stream_sources.open_stream(cfg.data, seed)
         blocks, _ = stream.validation_blocks(
-            hub, settings, block, kind, pad, cfg.data.stream_validation_blocks
+            source, settings, block, kind, pad, cfg.data.stream_validation_blocks
         )
     else:
         plan = corpus.plan_for(cfg.data, tokenizer, seed, need_train=False)

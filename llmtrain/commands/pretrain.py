@@ -11,7 +11,7 @@ import torch
 
 from llmtrain import models, objectives, recipes
 from llmtrain.config import ObjectiveName, PretrainConfig, Source
-from llmtrain.data import corpus, sources, stream
+from llmtrain.data import corpus, sources, stream, stream_sources
 from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.mixture import Mixture
 from llmtrain.data.packing import Layout, PackedDataset, layout, pad_id
@@ -148,7 +148,7 @@ def _header(cfg: PretrainConfig, objective, data: _Data) -> dict[str, str]:
     if cfg.objective.whole_word_mask:
         name += ", whole-word masking"
     if isinstance(data.train, Stream):
-        what = f"streamed from {cfg.data.name} ({cfg.data.train_split}), tokenised as read"
+        what = f"streamed from {data.train.what}, tokenised as read"
     else:
         what = f"{data.documents[0]:,} documents, {data.train.num_tokens:,} tokens, "
         what += f"{len(data.train):,}"
@@ -212,21 +212,21 @@ def _prepared(cfg: PretrainConfig, accelerator, console) -> _Data:
 
 
 def _streamed(cfg: PretrainConfig, accelerator, console) -> _Data:
-    """A hub dataset read while training: blocks as they come, validation read at the start."""
-    hub = stream.HubStream.of(cfg.data, cfg.trainer.seed)
-    hub.open()  # a wrong name or split fails before anything else
+    """The corpus read while training: blocks as they come, validation read at the start."""
+    source = stream_sources.open_stream(cfg.data, cfg.trainer.seed)
     with accelerator.main_process_first():  # rank 0 trains a new tokenizer, the others load it
-        tokenizer = stream.tokenizer(
-            hub, cfg.data, cfg.tokenizer, cfg.model, models.source(cfg.model)
+        tokenizer = stream_sources.tokenizer(
+            source, cfg.data, cfg.tokenizer, cfg.model, models.source(cfg.model)
         )
     model = build_model(cfg.model, cfg.objective.name, tokenizer)
     kind = layout(cfg.data.packing, takes_block_diagonal_attention(model))
     settings = corpus.settings(cfg.data, tokenizer, cfg.trainer.seed)
     block, pad = cfg.trainer.block_size, pad_id(tokenizer)
     validation, documents = stream.validation_blocks(
-        hub, settings, block, kind, pad, cfg.data.stream_validation_blocks
+        source, settings, block, kind, pad, cfg.data.stream_validation_blocks
     )
-    train = stream.StreamedBlocks(hub.train, settings, block, kind, pad)
+    index = Path(cfg.data.cache_dir).expanduser() / "streams"
+    train = stream.StreamedBlocks(source, settings, block, kind, pad, index)
     return _Data(
         tokenizer, model, train, {"validation": validation}, (0, documents), f", {_LAYOUTS[kind]}"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrain.config import TokenizerTrainConfig, TrainerConfig
-from llmtrain.data import corpus, sources, stream
+from llmtrain.data import corpus, sources, stream_sources
 from llmtrain.data import tokenizer as tokenizers
 from llmtrain.data.prepare import documents
 from llmtrain.data.tokenizer import save_tokenizer
@@ -35,9 +35,9 @@ def run(
     rows["data"] = f"{cfg.tokenizer.train_sample / 1e6:,.0f} MB sample of the training documents"
     console.header("llmtrain tokenizer train", rows)
     if cfg.data.streaming:
-        hub = stream.HubStream.of(cfg.data, trainer.seed)
-        tokenizer = stream.tokenizer(hub, cfg.data, cfg.tokenizer, cfg.model)
-        unseen = hub.validation()
+        source = stream_sources.open_stream(cfg.data, trainer.seed)
+        tokenizer = stream_sources.tokenizer(source, cfg.data, cfg.tokenizer, cfg.model)
+        unseen = source.validation()
     else:
         plan, tokenizer = corpus.plan(cfg.data, cfg.tokenizer, cfg.model, trainer.seed)
         unseen = _held_out(plan)

@@ -60,8 +60,7 @@ def plan(
     `tokenizer.train_sample` bytes of the training documents (cached by that sample's files and
     settings)."""
     items = sources.inputs(cfg, seed)
-    reading = Settings("", None, "uint32", seed, cfg.text_field, cfg.decode_errors.value)
-    budget = tokenizer_cfg.train_sample
+    reading, budget = reading_settings(cfg, seed), tokenizer_cfg.train_sample
     tokenizer = tokenizer_for(
         cfg,
         tokenizer_cfg,
@@ -107,6 +106,11 @@ def plan_for(
 def _plan(cfg: DataConfig, items: list[Input], tokenizer, seed: int) -> Plan:
     directory = Path(cfg.cache_dir).expanduser() / "prepared"
     return Plan(items, settings(cfg, tokenizer, seed), directory)
+
+
+def reading_settings(cfg: DataConfig, seed: int) -> Settings:
+    """How documents are read and held out, before there is a tokenizer."""
+    return Settings("", None, "uint32", seed, cfg.text_field, cfg.decode_errors.value)
 
 
 def settings(cfg: DataConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> Settings:

@@ -31,6 +31,8 @@ KINDS.update({".parquet": "parquet", ".arrow": "arrow"})
 COMPRESSIONS = {".gz": "gz", ".zst": "zst"}
 SUPPORTED = ".txt, .jsonl or .parquet (the first two optionally .gz or .zst)"
 _CHUNK = 4 << 20  # bytes read at a time: large enough for speed, small in memory
+_UNITS_PER_FILE = 16  # a large file alone is cut into this many units at least...
+_MIN_UNIT = 1 << 20  # ...of this size at least: smaller ones cost more in writing than they save
 _BOM = "\ufeff"
 _BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")  # one or more blank lines between paragraphs
 _LEADING = re.compile(r"^(?:[^\S\n]*\n)+")
@@ -98,21 +100,24 @@ def _kind(path: Path) -> tuple[str, str]:
 
 
 def plan_units(paths: Sequence[Path], unit_bytes: int) -> list[Unit]:
-    """The files cut into units of about `unit_bytes` each, in file order."""
+    """The files cut into units of about `unit_bytes` each, in file order. A file of less than
+    _UNITS_PER_FILE such units is cut into that many (of _MIN_UNIT at least), so that one large
+    file keeps every worker busy; the cut depends on the file alone, never on the workers."""
     units = []
     for path in paths:
         kind, compression = _kind(path)
         stat = path.stat()
         if stat.st_size == 0:
             raise DataError(f"{path}: the file is empty")
+        per_unit = min(unit_bytes, max(_MIN_UNIT, stat.st_size // _UNITS_PER_FILE))
         if compression:
             ranges = [(0, stat.st_size, stat.st_size)]
         elif kind == "parquet":
-            ranges = _row_group_ranges(path, stat.st_size, unit_bytes)
+            ranges = _row_group_ranges(path, stat.st_size, per_unit)
         elif kind == "arrow":
-            ranges = _row_ranges(path, stat.st_size, unit_bytes)
+            ranges = _row_ranges(path, stat.st_size, per_unit)
         else:
-            cuts = _cuts(path, stat.st_size, unit_bytes, paragraphs=kind == "text")
+            cuts = _cuts(path, stat.st_size, per_unit, paragraphs=kind == "text")
             ranges = [(a, b, b - a) for a, b in pairwise([0, *cuts, stat.st_size])]
         identity = [str(path.resolve()), stat.st_size, stat.st_mtime_ns, kind, compression]
         for start, end, size in ranges:

@@ -304,10 +304,9 @@ def check_config(cfg: DataConfig) -> None:
         raise ConfigError(f"data.num_proc={cfg.num_proc} must be at least 1 (null: all cores)")
     if cfg.shard_mb <= 0:
         raise ConfigError(f"data.shard_mb={cfg.shard_mb} must be positive")
-    if cfg.streaming and cfg.source is not Source.hf:
+    if cfg.streaming and cfg.source is Source.mixture:
         raise ConfigError(
-            f"data.streaming applies to data=hf, not data={cfg.source.value}: local files are "
-            "prepared into token shards, in parallel"
+            "data.streaming reads one corpus in order: data=mixture draws from prepared shards"
         )
     if cfg.stream_validation_blocks < 1:
         raise ConfigError(

@@ -1,151 +1,103 @@
-"""A hub dataset (or a local dataset directory) read as a stream while training
-(data.streaming=true): nothing is downloaded ahead or prepared; the loader reads documents and
-tokenises them as training asks for blocks, so training starts at once and the disk holds none
-of it.
+"""A corpus read as a stream while training (data.streaming=true; what is read:
+llmtrain.data.stream_sources). Nothing is downloaded ahead or prepared; the loader reads
+documents and tokenises them as training asks for blocks, so training starts at once and the
+disk holds no copy of the corpus.
 
 - Order: the stream's own, cut into windows of about _WINDOW_BLOCKS blocks, each window's
   blocks shuffled by (seed, epoch, window). An epoch is one pass over the stream.
 - Processes: each reads the stream and takes every `world`-th block, in whole global batches,
   so every process takes the same number of steps and the order is the same for any number of
   processes (a resume with another count continues exactly).
-- Resume: the position is a count of examples; a resumed run reads and tokenises the stream up
-  to it again and continues exactly there, at the cost of that reading.
-- Validation: the training split's documents held out by preparation's keyed hash
-  (data.validation_fraction; they never reach training), or data.validation_split's, read at
-  the start up to data.stream_validation_blocks blocks.
-- A new tokenizer learns from the first `tokenizer.train_sample` bytes of training documents.
+- Resume: the position is a count of blocks. As the stream is first read, where each window
+  begins (the source's own position, and the tokens the window before hands on) is appended to
+  an index in the cache; a resumed run opens the source at the window its position falls in
+  and tokenises from there, not from the beginning. Without the index (another machine's
+  cache) it reads the stream up to the position again: as exact, slower.
+- Validation: the first data.stream_validation_blocks blocks of held-out text, read at start.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
-import datasets
 import numpy as np
-from transformers import PreTrainedTokenizerBase
 
-from llmtrain.config import DataConfig, ModelConfig, TokenizerConfig
-from llmtrain.data import corpus
 from llmtrain.data.packing import Layout, PackedDataset
-from llmtrain.data.prepare import Encoder, Settings, is_held_out
+from llmtrain.data.prepare import Encoder, Settings
 from llmtrain.data.tokens import ArrayTokens
-from llmtrain.errors import ConfigError, DataError
+from llmtrain.errors import DataError
 from llmtrain.train.contract import Stream
 
 _WINDOW_BLOCKS = 1024  # blocks shuffled together: a wider window mixes more, holds more
 _BATCH_CHARS = 1 << 18  # text per encode call: small, so the first block comes soon
-_VERSION = 1  # bump when reading or holding out changes: older tokenizers are not reused
+_VERSION = 1  # bump when windows are cut differently: older indexes are not reused
 
 
-@dataclass(frozen=True)
-class HubStream:
-    """The documents of a hub dataset's splits, opened lazily: it pickles as its settings, so a
-    loader worker opens its own stream."""
+class Source(Protocol):
+    """What a stream reads (llmtrain.data.stream_sources)."""
 
-    name: str
-    config: str | None
-    train_split: str
-    validation_split: str | None
-    text_field: str
-    fraction: float
-    seed: int
+    def reader(self, position: Any = None) -> Reader: ...
 
-    @classmethod
-    def of(cls, cfg: DataConfig, seed: int) -> HubStream:
-        if not cfg.name:
-            raise ConfigError("data.name is required with data=hf")
-        return cls(
-            cfg.name,
-            cfg.config,
-            cfg.train_split,
-            cfg.validation_split,
-            cfg.text_field,
-            cfg.validation_fraction,
-            seed,
-        )
+    def validation(self) -> Iterator[str]: ...
 
-    def open(self) -> datasets.IterableDatasetDict:
-        """The splits, no record read yet: a wrong name or split fails here, at once."""
-        try:
-            loaded = datasets.load_dataset(self.name, self.config, streaming=True)
-        except (FileNotFoundError, ValueError, ConnectionError, OSError) as e:
-            raise ConfigError(f"data.name={self.name}: cannot load the dataset: {e}") from e
-        for key, split in (
-            ("data.train_split", self.train_split),
-            ("data.validation_split", self.validation_split),
-        ):
-            if split is not None and split not in loaded:
-                raise ConfigError(f"{key}={split}: {self.name} has splits {', '.join(loaded)}")
-        return loaded
+    def fingerprint(self, budget: int) -> str: ...
 
-    def train(self) -> Iterator[str]:
-        """The training documents, in the stream's order."""
-        hashed = self.validation_split is None
-        for text in self._documents(self.train_split):
-            if not (hashed and is_held_out(text, self.fraction, self.seed)):
-                yield text
-
-    def validation(self) -> Iterator[str]:
-        """The held-out documents: data.validation_split's, else those the hash holds out."""
-        if self.validation_split is not None:
-            yield from self._documents(self.validation_split)
-            return
-        for text in self._documents(self.train_split):
-            if is_held_out(text, self.fraction, self.seed):
-                yield text
-
-    def sample(self, budget: int) -> list[str]:
-        """The first `budget` bytes of training documents."""
-        texts, taken = [], 0
-        for text in self.train():
-            if taken >= budget:
-                break
-            texts.append(text)
-            taken += len(text.encode())
-        return texts
-
-    def fingerprint(self, budget: int) -> str:
-        """What decides `sample(budget)`, known without reading a record: the settings, and a
-        local dataset's files (path, size, mtime); a hub dataset is taken by its name."""
-        local = Path(self.name).expanduser()
-        files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else []
-        stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-        spec = asdict(self), budget, stats, _VERSION
-        return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
-
-    def _documents(self, split: str) -> Iterator[str]:
-        for i, record in enumerate(self.open()[split]):
-            if self.text_field not in record:
-                raise DataError(
-                    f"data.name={self.name}: record {i} of {split} has no field "
-                    f"'{self.text_field}' (data.text_field); fields: {', '.join(record)}"
-                )
-            text = record[self.text_field]
-            if isinstance(text, str) and text.strip():
-                yield text
+    def describe(self) -> str: ...
 
 
-def tokenizer(
-    stream: HubStream,
-    cfg: DataConfig,
-    tokenizer_cfg: TokenizerConfig,
-    model: ModelConfig,
-    fallback_path: str | None = None,
-) -> PreTrainedTokenizerBase:
-    """The configured tokenizer; a new one learns from the stream's first training bytes."""
-    budget = tokenizer_cfg.train_sample
-    return corpus.tokenizer_for(
-        cfg,
-        tokenizer_cfg,
-        model,
-        lambda: stream.sample(budget),
-        stream.fingerprint(budget),
-        fallback_path,
-    )
+class Reader(Protocol):
+    """Training documents from a position; `position()`: where the next unread record is."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def position(self) -> Any: ...
+
+
+@dataclass
+class WindowStart:
+    """Where a window begins: its number, the blocks before it, the source's position and the
+    tokens (and their documents' lengths) the window before hands on."""
+
+    window: int = 0
+    blocks: int = 0
+    source: Any = None
+    carry: str = ""  # base64 of the token ids, in the settings' dtype
+    sizes: list[int] = field(default_factory=list)
+
+
+class WindowIndex:
+    """The window starts of one stream with one tokenizer and layout, a JSON line each,
+    appended as they are first read; any run of the same stream shares them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def starts(self) -> dict[int, WindowStart]:
+        found: dict[int, WindowStart] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    start = WindowStart(**json.loads(line))
+                except (ValueError, TypeError):
+                    continue  # a line a killed writer cut short
+                found.setdefault(start.window, start)
+        return found
+
+    def before(self, blocks: int) -> WindowStart:
+        """The last known window start at or before `blocks` blocks (else the beginning)."""
+        known = [s for s in self.starts().values() if s.blocks <= blocks]
+        return max(known, key=lambda s: s.window, default=WindowStart())
+
+    def add(self, start: WindowStart) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:  # one line, one write
+            f.write(json.dumps(asdict(start)) + "\n")
 
 
 class StreamedBlocks(Stream):
@@ -154,23 +106,34 @@ class StreamedBlocks(Stream):
 
     def __init__(
         self,
-        documents: Callable[[], Iterable[str]],
+        source: Source,
         settings: Settings,
         block_size: int,
         kind: Layout = Layout.concat,
         pad: int = 0,
+        index_dir: Path | None = None,
         window: int = _WINDOW_BLOCKS,
     ) -> None:
-        self.documents, self.settings, self.block_size = documents, settings, block_size
+        self.source, self.settings, self.block_size = source, settings, block_size
         self.kind, self.pad, self.window = kind, pad, window
+        self.index = None
+        if index_dir is not None:
+            spec = source.fingerprint(0), asdict(settings), block_size, kind.value, window
+            key = hashlib.sha256(json.dumps([spec, _VERSION]).encode()).hexdigest()[:24]
+            self.index = WindowIndex(index_dir / f"{key}.jsonl")
+
+    @property
+    def what(self) -> str:
+        return self.source.describe()
 
     def examples(
         self, epoch: int, rank: int, world: int, start: int, batch_size: int
     ) -> Iterator[tuple[int, dict]]:
         group = world * batch_size
         begin = start * world  # where this process's `start` stands in the whole order
-        position, taken = 0, []
-        for w, blocks in enumerate(self._windows()):
+        first = self.index.before(begin) if self.index else WindowStart()
+        position, taken = first.blocks, []
+        for w, blocks in self._windows(first, record=rank == 0):
             n = len(blocks)
             if position + n > begin:
                 order = np.random.default_rng((self.settings.seed, epoch, w)).permutation(n)
@@ -183,46 +146,60 @@ class StreamedBlocks(Stream):
             position += n
         if position < group:
             raise DataError(
-                f"the training stream holds {position} blocks of trainer.block_size="
+                f"the training split of {self.what} holds {position} blocks of trainer.block_size="
                 f"{self.block_size}: fewer than one batch of {batch_size} x {world} processes"
             )
 
-    def _windows(self) -> Iterator[PackedDataset]:
-        """The stream's blocks, a window at a time; tokens past a window's last whole block
-        begin the next one (in the padded layout a window ends with a document)."""
-        encode = Encoder(self.settings)
-        ids, sizes = np.zeros(0, self.settings.dtype), []
-        for texts in _chunks(self.documents()):
+    def _windows(self, first: WindowStart, record: bool) -> Iterator[tuple[int, PackedDataset]]:
+        """The stream's windows from `first` on, numbered; tokens past a window's last whole
+        block begin the next one (in the padded layout a window ends with a document)."""
+        encode, reader = Encoder(self.settings), self.source.reader(first.source)
+        carry = np.frombuffer(base64.b64decode(first.carry), self.settings.dtype)
+        ids, sizes, w, before = carry, list(first.sizes), first.window, first.blocks
+        known = set(self.index.starts()) if self.index and record else set()
+        for texts in _chunks(reader):
             flat, lengths = encode(texts)
             ids, sizes = np.concatenate([ids, flat]), sizes + lengths
             if len(ids) >= self.window * self.block_size:
                 blocks = self._packed(ids, sizes)
                 used = len(ids) if self.kind is Layout.padded else len(blocks) * self.block_size
-                yield blocks
                 ids, sizes = _tail(ids, sizes, used)
+                if self.index and record and w + 1 not in known:
+                    data = base64.b64encode(ids.tobytes()).decode()
+                    self.index.add(
+                        WindowStart(w + 1, before + len(blocks), reader.position(), data, sizes)
+                    )
+                yield w, blocks
+                w, before = w + 1, before + len(blocks)
         if len(ids) >= self.block_size or (self.kind is Layout.padded and len(ids)):
-            yield self._packed(ids, sizes)
+            yield w, self._packed(ids, sizes)
 
     def _packed(self, ids: np.ndarray, sizes: list[int]) -> PackedDataset:
         return PackedDataset(ArrayTokens(ids, sizes), self.block_size, self.kind, self.pad)
 
 
 def validation_blocks(
-    stream: HubStream, settings: Settings, block_size: int, kind: Layout, pad: int, blocks: int
+    source: Source,
+    settings: Settings,
+    block_size: int,
+    kind: Layout,
+    pad: int,
+    blocks: int,
 ) -> tuple[PackedDataset, int]:
     """The first `blocks` blocks of held-out text, read now, and how many documents they cut
     from."""
     encode, want = Encoder(settings), blocks * block_size
     ids, sizes = np.zeros(0, settings.dtype), []
-    for texts in _chunks(stream.validation()):
+    for texts in _chunks(source.validation()):
         flat, lengths = encode(texts)
         ids, sizes = np.concatenate([ids, flat]), sizes + lengths
         if len(ids) >= want:
             break
     if not sizes:
         raise DataError(
-            f"the validation split of data.name={stream.name} holds no text: no document was "
-            "held out; raise data.validation_fraction or give data.validation_split"
+            f"the validation split of {source.describe()} holds no text: no document was held "
+            "out; raise data.validation_fraction, or give data.validation_split (data=hf) or "
+            "data.validation_files"
         )
     ids, sizes = _head(ids, sizes, want)
     return PackedDataset(ArrayTokens(ids, sizes), block_size, kind, pad, "validation"), len(sizes)

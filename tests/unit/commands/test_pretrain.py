@@ -32,10 +32,11 @@ def test_what_a_stream_cannot_do_is_named_at_start(key, value, named):
         check(cfg)
 
 
-def test_a_stream_of_local_files_is_refused():
+def test_a_streamed_mixture_is_refused():
     cfg = PretrainConfig()
-    cfg.data.source, cfg.data.train_files, cfg.data.streaming = Source.text_files, ["a.txt"], True
-    with pytest.raises(ConfigError, match="data.streaming applies to data=hf, not data=text_files"):
+    cfg.data.source, cfg.data.streaming = Source.mixture, True
+    cfg.data.sources = {"web": {"files": ["a.txt"]}}
+    with pytest.raises(ConfigError, match="data.streaming reads one corpus in order"):
         check(cfg)
 
 

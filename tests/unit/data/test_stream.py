@@ -14,7 +14,7 @@ import torch
 from conftest import PARAGRAPHS
 
 from llmtrain.config import DataConfig, Family, Source, TokenizerConfig
-from llmtrain.data import corpus, stream
+from llmtrain.data import corpus, prepare, stream, stream_sources
 from llmtrain.data.packing import Layout, PackedDataset
 from llmtrain.data.prepare import Encoder, is_held_out
 from llmtrain.data.tokenizer import build_tokenizer
@@ -31,11 +31,46 @@ def small_reads(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory):
+def tokenizer(tmp_path_factory):
     texts = datasets.Dataset.from_dict({"text": PARAGRAPHS})
     cfg = TokenizerConfig(vocab_size=400, min_frequency=1)
-    tok = build_tokenizer(cfg, Family.gpt2, texts, tmp_path_factory.mktemp("tok"), 128)
-    return corpus.settings(DataConfig(), tok, seed=3)
+    return build_tokenizer(cfg, Family.gpt2, texts, tmp_path_factory.mktemp("tok"), 128)
+
+
+@pytest.fixture(scope="module")
+def settings(tokenizer):
+    return corpus.settings(DataConfig(), tokenizer, seed=3)
+
+
+class Docs:
+    """A source in memory: DOCS from a position (a document's index), the positions readers
+    start at kept."""
+
+    def __init__(self, docs: list[str] = DOCS) -> None:
+        self.docs, self.opened = docs, []
+
+    def reader(self, position: int | None = None) -> _DocsReader:
+        self.opened.append(position or 0)
+        return _DocsReader(self.docs, position or 0)
+
+    def fingerprint(self, budget: int) -> str:
+        return str(len(self.docs))
+
+    def describe(self) -> str:
+        return "the stream"
+
+
+class _DocsReader:
+    def __init__(self, docs: list[str], at: int) -> None:
+        self.docs, self.at = docs, at
+
+    def __iter__(self):
+        while self.at < len(self.docs):
+            self.at += 1
+            yield self.docs[self.at - 1]
+
+    def position(self) -> int:
+        return self.at
 
 
 def _prepared_blocks(settings, kind: Layout) -> list[dict]:
@@ -56,7 +91,7 @@ def _epoch(blocks, epoch=0, rank=0, world=1, start=0, batch=2) -> list[tuple[int
 @pytest.mark.parametrize("kind", list(Layout))
 def test_a_stream_gives_the_prepared_blocks_shuffled_within_windows(settings, kind):
     window = 5  # blocks: many windows, each handing its leftover tokens to the next
-    blocks = stream.StreamedBlocks(lambda: iter(DOCS), settings, BLOCK, kind, window=window)
+    blocks = stream.StreamedBlocks(Docs(), settings, BLOCK, kind, window=window)
     got = [example for _, example in _epoch(blocks, batch=1)]
     expected = _prepared_blocks(settings, kind)
     assert sorted(map(_key, got)) == sorted(map(_key, expected))
@@ -68,7 +103,7 @@ def test_a_stream_gives_the_prepared_blocks_shuffled_within_windows(settings, ki
 
 
 def test_processes_share_whole_batches_and_the_order_is_the_same_for_any_count(settings):
-    blocks = stream.StreamedBlocks(lambda: iter(DOCS), settings, BLOCK, window=7)
+    blocks = stream.StreamedBlocks(Docs(), settings, BLOCK, window=7)
     alone = _epoch(blocks, batch=4)
     ranks = [_epoch(blocks, rank=r, world=3, batch=4) for r in range(3)]
     assert len({len(r) for r in ranks}) == 1 and len(ranks[0]) % 4 == 0
@@ -79,24 +114,41 @@ def test_processes_share_whole_batches_and_the_order_is_the_same_for_any_count(s
     assert all(p % 3 == 1 for p, _ in ranks[1])
 
 
-@pytest.mark.parametrize(("world", "batches"), [(1, 3), (2, 1), (2, 2)])
-def test_a_resumed_stream_continues_exactly(settings, world, batches):
-    blocks = stream.StreamedBlocks(lambda: iter(DOCS), settings, BLOCK, window=6)
+@pytest.mark.parametrize("indexed", [False, True])
+@pytest.mark.parametrize(("world", "batches"), [(1, 10), (2, 5), (2, 22)])  # past window 0
+def test_a_resumed_stream_continues_exactly(tmp_path, settings, world, batches, indexed):
+    docs = Docs()
+    index = tmp_path / "streams" if indexed else None
+    blocks = stream.StreamedBlocks(docs, settings, BLOCK, index_dir=index, window=6)
     for rank in range(world):
         full = _epoch(blocks, rank=rank, world=world, batch=2)
         resumed = _epoch(blocks, rank=rank, world=world, start=batches * 2, batch=2)
         assert [(p, _key(e)) for p, e in resumed] == [(p, _key(e)) for p, e in full[batches * 2 :]]
+    # with the index a resumed reader starts where its window does, without it at the start
+    assert (docs.opened[-1] > 0) == indexed
+
+
+def test_a_cut_index_line_is_ignored(tmp_path, settings):
+    blocks = stream.StreamedBlocks(Docs(), settings, BLOCK, index_dir=tmp_path, window=6)
+    full = _epoch(blocks, batch=2)
+    with open(blocks.index.path, "a") as f:
+        f.write('{"window": 99, "blocks"')  # a writer killed mid-line
+    assert [_key(e) for _, e in _epoch(blocks, start=40, batch=2)] == [
+        _key(e) for _, e in full[40:]
+    ]
 
 
 def test_each_epoch_has_its_own_order(settings):
-    blocks = stream.StreamedBlocks(lambda: iter(DOCS), settings, BLOCK)
+    blocks = stream.StreamedBlocks(Docs(), settings, BLOCK)
     first, second = (_key(e) for _, e in _epoch(blocks, 0)), (_key(e) for _, e in _epoch(blocks, 1))
     assert list(first) != list(second)
 
 
 def test_a_stream_shorter_than_a_batch_is_refused(settings):
-    blocks = stream.StreamedBlocks(lambda: iter(DOCS[:2]), settings, BLOCK)
-    with pytest.raises(DataError, match=r"training stream holds \d+ blocks .* fewer than one"):
+    blocks = stream.StreamedBlocks(Docs(DOCS[:2]), settings, BLOCK)
+    with pytest.raises(
+        DataError, match=r"training split of the stream holds \d+ blocks .* fewer than one"
+    ):
         _epoch(blocks, world=2, batch=32)
 
 
@@ -109,9 +161,9 @@ def _dataset(tmp_path, validation: bool = False):
     return directory
 
 
-def _hub(directory, **kw) -> stream.HubStream:
+def _hub(directory, **kw) -> stream_sources.HubStream:
     cfg = DataConfig(source=Source.hf, name=str(directory), streaming=True, **kw)
-    return stream.HubStream.of(cfg, seed=3)
+    return stream_sources.HubStream.of(cfg, seed=3)
 
 
 def test_the_hash_holds_out_documents_that_never_reach_training(tmp_path):
@@ -163,3 +215,31 @@ def test_a_local_dataset_is_fingerprinted_by_its_files(tmp_path):
     assert _hub(directory).fingerprint(100) == before != _hub(directory).fingerprint(200)
     (directory / "train.jsonl").write_text(json.dumps({"text": "changed"}) + "\n")
     assert _hub(directory).fingerprint(100) != before
+
+
+def test_local_files_stream_the_blocks_their_prepared_shards_hold(tmp_path, tokenizer, settings):
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n\n".join(DOCS) + "\n")
+    cfg = DataConfig(
+        source=Source.text_files,
+        train_files=[str(path)],
+        cache_dir=str(tmp_path / "cache"),
+        validation_fraction=0.2,
+        shard_mb=0.002,  # several units, read one after another
+    )
+    files = stream_sources.open_stream(cfg, seed=3)
+    plan = corpus.plan_for(cfg, tokenizer, seed=3)
+    corpus.run(plan, 1)
+    prepared = corpus.splits(plan)
+    assert len(files.items) > 1
+    assert files.fingerprint(1000) == prepare.sample_key(plan.items, 3, 1000)  # one tokenizer
+    blocks = stream.StreamedBlocks(files, settings, BLOCK, window=4)
+    streamed = sorted(_key(e) for _, e in _epoch(blocks, batch=1))
+    train = PackedDataset(prepared["train"], BLOCK)
+    assert streamed == sorted(_key(train[i]) for i in range(len(train)))
+    validation, documents = stream.validation_blocks(files, settings, BLOCK, Layout.concat, 0, 1000)
+    assert documents == prepared["validation"].n_documents
+    held_out = PackedDataset(prepared["validation"], BLOCK)
+    assert [_key(validation[i]) for i in range(len(validation))] == [
+        _key(held_out[i]) for i in range(len(held_out))
+    ]
