@@ -171,7 +171,8 @@ class DataConfig:
     )
     shard_mb: float = opt(
         64.0,
-        "input per prepared shard (MiB): the unit of parallel work and of resuming",
+        "input per prepared shard at most (MiB; a smaller file is cut in 16): the unit of "
+        "parallel work and of resuming",
         resume_free=True,
     )
     prepare_shard: str | None = opt(

@@ -50,6 +50,17 @@ def test_any_unit_size_reads_the_same_documents(tmp_path, suffix):
     assert len({u.fingerprint for u in cut}) == len(cut)
 
 
+def test_a_large_file_alone_is_cut_into_sixteen_units_of_a_mebibyte_at_least(tmp_path):
+    big, small = tmp_path / "big.txt", tmp_path / "small.txt"
+    big.write_text("\n\n".join(DOCS * 1100) + "\n")  # 28 MiB: 16 units of its 1/16
+    small.write_text("\n\n".join(DOCS * 60) + "\n")  # 1.5 MiB: 1 MiB, then the rest
+    units = plan_units([big, small], 64 << 20)  # shard_mb=64 would be one unit each
+    sizes = [u.size for u in units if u.path == str(big)]
+    assert len(sizes) == 16 and max(sizes) - min(sizes) < 1000
+    assert [u.size >= 1 << 20 for u in units if u.path == str(small)] == [True, False]
+    assert len(plan_units([big], 1 << 20)) > 16  # a given smaller unit still rules
+
+
 def test_compressed_files_read_as_the_plain_one(tmp_path):
     text = ("\n\n".join(DOCS) + "\n").encode()
     (tmp_path / "a.txt.gz").write_bytes(gzip.compress(text))
