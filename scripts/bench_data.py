@@ -1,9 +1,9 @@
 """Preparing pretraining text: llmtrain against the tokenizer's own speed and a nanoGPT-style
 `datasets.map` + memmap, side by side on the same text and tokenizer.
 
-    python scripts/bench_data.py                       # 0.2, 2 and 10 GB of text (~2 h on 2 cores)
+    python scripts/bench_data.py          # 0.2, 2 and 10 GB (~4 h on 2 cores, 3 of them nanogpt's)
     python scripts/bench_data.py --sizes 0.2 2 --out outputs/bench_data.json
-    python scripts/bench_data.py --sizes 2 --contenders llmtrain --vocab 10 30 100 300
+    python scripts/bench_data.py --sizes 0.2 --contenders tokenizer --vocab
 
 The text: paragraphs of 2-12 lines drawn at random (seeded) from tinyshakespeare
 (../shared/data/tinyshakespeare/input.txt), one .txt file per size. The tokenizer: the byte-level
@@ -20,8 +20,9 @@ every 0.1 s:
 - nanogpt: `load_dataset("text", sample_by="paragraph")`, `.map(tokenize, num_proc=cores)`, then
   the ids written into one uint16 memmap in 1,024 batches, as nanoGPT's openwebtext/prepare.py.
 
-`--vocab MB…` also trains llmtrain's tokenizer on samples of those sizes (tokenizer.train_sample)
-and reports the share of the largest sample's vocabulary each one shares.
+`--vocab` also trains llmtrain's tokenizers on a tenth, a quarter, a half and all of the real
+text at hand (tokenizer.train_sample) and reports the share of the whole one's vocabulary each
+holds.
 """
 
 from __future__ import annotations
@@ -168,32 +169,43 @@ def run_nanogpt(text: Path, tok: Path, work: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "tokens": total}
 
 
-def vocabulary_stability(text: Path, work: Path, samples_mb: list[int]) -> list[dict]:
-    """Tokenizers trained on growing samples of `text` (tokenizer.train_sample), each compared
-    with the one from the largest sample: the share of its vocabulary they hold too."""
-    from llmtrain.config import TokenizerConfig
-    from llmtrain.data import corpus
+def vocabulary_stability(work: Path) -> list[dict]:
+    """New tokenizers (8,192 tokens, as pretrain trains them) learnt from growing shares of the
+    real text at hand, tinyshakespeare and the stdlib docstrings interleaved by paragraph (the
+    bench text repeats one small file, so it cannot say this), each compared with the one
+    learnt from all of it: the share of its vocabulary they hold too."""
+    from itertools import chain, zip_longest
 
-    vocabularies = {}
-    for mb in samples_mb:
-        t0 = time.perf_counter()
-        _, tokenizer = corpus.plan(
-            _data_cfg(text, work / f"vocab-{mb}"),
-            TokenizerConfig(train_sample=mb * 10**6),
-            _gpt2(),
-            0,
-        )
-        vocabularies[mb] = (set(tokenizer.get_vocab()), time.perf_counter() - t0)
-        shutil.rmtree(work / f"vocab-{mb}", ignore_errors=True)
-    largest = vocabularies[max(samples_mb)][0]
-    return [
-        {
-            "sample_mb": mb,
-            "shared_with_largest": round(len(v & largest) / len(largest), 4),
-            "train_seconds": round(seconds, 1),
-        }
-        for mb, (v, seconds) in vocabularies.items()
-    ]
+    from llmtrain.config import DataConfig, Family, ModelConfig, TokenizerConfig
+    from llmtrain.data import corpus, sources
+
+    stdlib = DataConfig(cache_dir=str(work / "stdlib"))
+    docs = list(sources.load_corpus(stdlib, 0)["train"]["text"])
+    plays = SHAKESPEARE.read_text().split("\n\n")
+    mixed = [t for t in chain.from_iterable(zip_longest(docs, plays)) if t and t.strip()]
+    text = work / "real.txt"
+    text.write_text("\n\n".join(mixed) + "\n")
+    size, rows = text.stat().st_size, []
+    for family in (Family.gpt2, Family.bert):
+        vocabularies = {}
+        for share in (0.1, 0.25, 0.5, 1.0):
+            cache = work / f"vocab-{family.value}-{share}"
+            budget = TokenizerConfig(train_sample=int(share * size))
+            _, tok = corpus.plan(_data_cfg(text, cache), budget, ModelConfig(family=family), 0)
+            vocabularies[share] = set(tok.get_vocab())
+            shutil.rmtree(cache, ignore_errors=True)
+        whole = vocabularies[1.0]
+        for share, vocabulary in vocabularies.items():
+            shared = round(len(vocabulary & whole) / len(whole), 3)
+            rows.append(
+                {
+                    "family": family.value,
+                    "text_mb": round(size / 1e6, 2),
+                    "share": share,
+                    "shared_with_whole": shared,
+                }
+            )
+    return rows
 
 
 def measure(contender: str, text: Path, tok: Path, work: Path) -> dict:
@@ -237,11 +249,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_data.json")
     parser.add_argument(
         "--vocab",
-        type=int,
-        nargs="*",
-        default=[],
-        metavar="MB",
-        help="also train tokenizers on these sample sizes of the largest text and compare them",
+        action="store_true",
+        help="also compare tokenizers learnt from shares of the real text at hand",
     )
     parser.add_argument("--run", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -259,9 +268,7 @@ def main() -> None:
         for contender in args.contenders:
             rows.append(measure(contender, text, tok, args.work / "run"))
             print(json.dumps(rows[-1]), flush=True)
-    vocab = (
-        vocabulary_stability(texts[max(args.sizes)], args.work, args.vocab) if args.vocab else []
-    )
+    vocab = vocabulary_stability(args.work) if args.vocab else []
     for row in vocab:
         print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
