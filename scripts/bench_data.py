@@ -20,9 +20,9 @@ every 0.1 s:
 - nanogpt: `load_dataset("text", sample_by="paragraph")`, `.map(tokenize, num_proc=cores)`, then
   the ids written into one uint16 memmap in 1,024 batches, as nanoGPT's openwebtext/prepare.py.
 
-`--vocab` also trains llmtrain's tokenizers on a tenth, a quarter, a half and all of the real
-text at hand (tokenizer.train_sample) and reports the share of the whole one's vocabulary each
-holds.
+`--vocab` also trains llmtrain's tokenizers on growing samples (tokenizer.train_sample) of
+real text — prose at hand (2.6 MB) and the installed Python sources (200 MB) — and reports the
+share of the largest sample's vocabulary each holds.
 """
 
 from __future__ import annotations
@@ -170,42 +170,75 @@ def run_nanogpt(text: Path, tok: Path, work: Path) -> dict:
 
 
 def vocabulary_stability(work: Path) -> list[dict]:
-    """New tokenizers (8,192 tokens, as pretrain trains them) learnt from growing shares of the
-    real text at hand, tinyshakespeare and the stdlib docstrings interleaved by paragraph (the
-    bench text repeats one small file, so it cannot say this), each compared with the one
-    learnt from all of it: the share of its vocabulary they hold too."""
+    """New tokenizers (8,192 tokens, as pretrain trains them) learnt from growing samples of
+    real text (the bench text repeats one small file, so it cannot say this), each compared
+    with the one learnt from the largest: the share of its vocabulary they hold too.
+
+    - prose: tinyshakespeare and the stdlib docstrings interleaved by paragraph (2.6 MB),
+      a tenth, a quarter, a half and all of it, BPE and WordPiece;
+    - code: the Python sources installed beside llmtrain (its dependencies, 200 MB), samples
+      of 25, 50, 100 (the default tokenizer.train_sample) and 200 MB, BPE.
+    """
     from itertools import chain, zip_longest
 
-    from llmtrain.config import DataConfig, Family, ModelConfig, TokenizerConfig
-    from llmtrain.data import corpus, sources
+    from llmtrain.config import DataConfig, Family
+    from llmtrain.data import sources
 
-    stdlib = DataConfig(cache_dir=str(work / "stdlib"))
-    docs = list(sources.load_corpus(stdlib, 0)["train"]["text"])
+    docs = list(sources.load_corpus(DataConfig(cache_dir=str(work / "stdlib")), 0)["train"]["text"])
     plays = SHAKESPEARE.read_text().split("\n\n")
-    mixed = [t for t in chain.from_iterable(zip_longest(docs, plays)) if t and t.strip()]
-    text = work / "real.txt"
-    text.write_text("\n\n".join(mixed) + "\n")
-    size, rows = text.stat().st_size, []
+    prose = [t for t in chain.from_iterable(zip_longest(docs, plays)) if t and t.strip()]
+    text = work / "prose.txt"
+    text.write_text("\n\n".join(prose) + "\n")
+    size = text.stat().st_size
+    rows = []
     for family in (Family.gpt2, Family.bert):
-        vocabularies = {}
-        for share in (0.1, 0.25, 0.5, 1.0):
-            cache = work / f"vocab-{family.value}-{share}"
-            budget = TokenizerConfig(train_sample=int(share * size))
-            _, tok = corpus.plan(_data_cfg(text, cache), budget, ModelConfig(family=family), 0)
-            vocabularies[share] = set(tok.get_vocab())
-            shutil.rmtree(cache, ignore_errors=True)
-        whole = vocabularies[1.0]
-        for share, vocabulary in vocabularies.items():
-            shared = round(len(vocabulary & whole) / len(whole), 3)
-            rows.append(
-                {
-                    "family": family.value,
-                    "text_mb": round(size / 1e6, 2),
-                    "share": share,
-                    "shared_with_whole": shared,
-                }
-            )
-    return rows
+        budgets = [int(share * size) for share in (0.1, 0.25, 0.5, 1.0)]
+        rows += _vocab_rows("prose", text, family, budgets, work)
+    code = _python_sources(work / "code.txt", 200 * 10**6)
+    return rows + _vocab_rows(
+        "code", code, Family.gpt2, [n * 10**6 for n in (25, 50, 100, 200)], work
+    )
+
+
+def _vocab_rows(name: str, text: Path, family, budgets: list[int], work: Path) -> list[dict]:
+    from llmtrain.config import ModelConfig, TokenizerConfig
+    from llmtrain.data import corpus
+
+    vocabularies = {}
+    for budget in budgets:
+        cache = work / f"vocab-{name}-{family.value}-{budget}"
+        t0 = time.perf_counter()
+        sample = TokenizerConfig(train_sample=budget)
+        _, tok = corpus.plan(_data_cfg(text, cache), sample, ModelConfig(family=family), 0)
+        vocabularies[budget] = (set(tok.get_vocab()), time.perf_counter() - t0)
+        shutil.rmtree(cache, ignore_errors=True)
+    largest = vocabularies[max(budgets)][0]
+    return [
+        {
+            "text": name,
+            "family": family.value,
+            "sample_mb": round(budget / 1e6, 2),
+            "shared_with_largest": round(len(vocabulary & largest) / len(largest), 3),
+            "train_seconds": round(seconds, 1),
+        }
+        for budget, (vocabulary, seconds) in vocabularies.items()
+    ]
+
+
+def _python_sources(path: Path, size: int) -> Path:
+    """The .py files of the running environment's site-packages, in path order, each a
+    document, up to `size` bytes."""
+    import sysconfig
+
+    if path.exists():
+        return path
+    written = 0
+    with open(path, "w") as out:
+        for source in sorted(Path(sysconfig.get_paths()["purelib"]).rglob("*.py")):
+            text = source.read_text(errors="replace").strip()
+            if text and written < size:
+                written += out.write(text + "\n\n")
+    return path
 
 
 def measure(contender: str, text: Path, tok: Path, work: Path) -> dict:
