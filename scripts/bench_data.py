@@ -195,12 +195,15 @@ def vocabulary_stability(work: Path) -> list[dict]:
         budgets = [int(share * size) for share in (0.1, 0.25, 0.5, 1.0)]
         rows += _vocab_rows("prose", text, family, budgets, work)
     code = _python_sources(work / "code.txt", 200 * 10**6)
-    return rows + _vocab_rows(
-        "code", code, Family.gpt2, [n * 10**6 for n in (25, 50, 100, 200)], work
-    )
+    unseen = _python_sources(work / "code-held-out.txt", 10 * 10**6, after=200 * 10**6)
+    budgets = [n * 10**6 for n in (25, 50, 100, 200)]
+    return rows + _vocab_rows("code", code, Family.gpt2, budgets, work, unseen.read_text())
 
 
-def _vocab_rows(name: str, text: Path, family, budgets: list[int], work: Path) -> list[dict]:
+def _vocab_rows(
+    name: str, text: Path, family, budgets: list[int], work: Path, unseen: str | None = None
+) -> list[dict]:
+    """One row a sample size; with `unseen` text, also its characters per token there."""
     from llmtrain.config import ModelConfig, TokenizerConfig
     from llmtrain.data import corpus
 
@@ -210,7 +213,13 @@ def _vocab_rows(name: str, text: Path, family, budgets: list[int], work: Path) -
         t0 = time.perf_counter()
         sample = TokenizerConfig(train_sample=budget)
         _, tok = corpus.plan(_data_cfg(text, cache), sample, ModelConfig(family=family), 0)
-        vocabularies[budget] = (set(tok.get_vocab()), time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        per_token = None
+        if unseen is not None:
+            docs = unseen.split("\n\n")
+            n = sum(len(i) for i in tok(docs, add_special_tokens=False)["input_ids"])
+            per_token = round(len(unseen) / n, 4)
+        vocabularies[budget] = (set(tok.get_vocab()), seconds, per_token)
         shutil.rmtree(cache, ignore_errors=True)
     largest = vocabularies[max(budgets)][0]
     return [
@@ -219,19 +228,28 @@ def _vocab_rows(name: str, text: Path, family, budgets: list[int], work: Path) -
             "family": family.value,
             "sample_mb": round(budget / 1e6, 2),
             "shared_with_largest": round(len(vocabulary & largest) / len(largest), 3),
+            "chars_per_token_unseen": per_token,
             "train_seconds": round(seconds, 1),
         }
-        for budget, (vocabulary, seconds) in vocabularies.items()
+        for budget, (vocabulary, seconds, per_token) in vocabularies.items()
     ]
 
 
-def _python_sources(path: Path, size: int) -> Path:
+def _python_sources(path: Path, size: int, after: int = 0) -> Path:
     """The .py files of the running environment's site-packages, in path order, each a
-    document, up to `size` bytes."""
+    document: `size` bytes of them, from the first file past `after` bytes."""
     import sysconfig
 
     if path.exists():
         return path
+    seen = written = 0
+    with open(path, "w") as out:
+        for source in sorted(Path(sysconfig.get_paths()["purelib"]).rglob("*.py")):
+            text = source.read_text(errors="replace").strip()
+            if text and seen >= after and written < size:
+                written += out.write(text + "\n\n")
+            seen += len(text) + 2
+    return path
     written = 0
     with open(path, "w") as out:
         for source in sorted(Path(sysconfig.get_paths()["purelib"]).rglob("*.py")):
