@@ -5,7 +5,6 @@ tokenizer.name_or_path=<run>/tokenizer` uses it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from llmtrain.config import TokenizerTrainConfig, TrainerConfig
 from llmtrain.data import corpus, sources, stream_sources
 from llmtrain.data import tokenizer as tokenizers
-from llmtrain.data.prepare import documents
+from llmtrain.data.prepare import held_out_documents
 from llmtrain.data.tokenizer import save_tokenizer
 from llmtrain.errors import ConfigError
 from llmtrain.session import header_rows, start
@@ -40,7 +39,7 @@ def run(
         unseen = source.validation()
     else:
         plan, tokenizer = corpus.plan(cfg.data, cfg.tokenizer, cfg.model, trainer.seed)
-        unseen = _held_out(plan)
+        unseen = held_out_documents(plan.items, plan.settings)
     with run.write_dir("tokenizer") as tmp:
         if tmp is not None:
             save_tokenizer(tokenizer, tmp)
@@ -59,9 +58,3 @@ def run(
     console.summary("summary", summary, f"tokenizer: {run.path / 'tokenizer'}")
     accelerator.end_training()
     return summary
-
-
-def _held_out(plan: corpus.Plan) -> Iterator[str]:
-    for item in plan.items:
-        if item.held_out > 0:
-            yield from documents(item, plan.settings, "validation")

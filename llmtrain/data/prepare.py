@@ -116,6 +116,13 @@ def documents(item: Input, settings: Settings, split: str) -> Iterator[str]:
             yield text
 
 
+def held_out_documents(items: Sequence[Input], settings: Settings) -> Iterator[str]:
+    """The validation documents of all units, in order; units holding none are not read."""
+    for item in items:
+        if item.held_out > 0:
+            yield from documents(item, settings, "validation")
+
+
 def sample(items: Sequence[Input], settings: Settings, budget: int) -> list[str]:
     """Training documents for a new tokenizer, about `budget` bytes spread over the units in
     proportion to their size: each unit's first documents, so the same corpus gives the same

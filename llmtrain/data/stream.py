@@ -89,9 +89,10 @@ class WindowIndex:
                 found.setdefault(start.window, start)
         return found
 
-    def before(self, blocks: int) -> WindowStart:
-        """The last known window start at or before `blocks` blocks (else the beginning)."""
-        known = [s for s in self.starts().values() if s.blocks <= blocks]
+    @staticmethod
+    def before(starts: dict[int, WindowStart], blocks: int) -> WindowStart:
+        """The last of `starts` at or before `blocks` blocks (else the beginning)."""
+        known = [s for s in starts.values() if s.blocks <= blocks]
         return max(known, key=lambda s: s.window, default=WindowStart())
 
     def add(self, start: WindowStart) -> None:
@@ -131,9 +132,11 @@ class StreamedBlocks(Stream):
     ) -> Iterator[tuple[int, dict]]:
         group = world * batch_size
         begin = start * world  # where this process's `start` stands in the whole order
-        first = self.index.before(begin) if self.index else WindowStart()
+        starts = self.index.starts() if self.index else {}
+        first = WindowIndex.before(starts, begin)
         position, taken = first.blocks, []
-        for w, blocks in self._windows(first, record=rank == 0):
+        known = set(starts) if self.index and rank == 0 else None  # rank 0 adds the rest
+        for w, blocks in self._windows(first, known):
             n = len(blocks)
             if position + n > begin:
                 order = np.random.default_rng((self.settings.seed, epoch, w)).permutation(n)
@@ -150,13 +153,15 @@ class StreamedBlocks(Stream):
                 f"{self.block_size}: fewer than one batch of {batch_size} x {world} processes"
             )
 
-    def _windows(self, first: WindowStart, record: bool) -> Iterator[tuple[int, PackedDataset]]:
+    def _windows(
+        self, first: WindowStart, known: set[int] | None
+    ) -> Iterator[tuple[int, PackedDataset]]:
         """The stream's windows from `first` on, numbered; tokens past a window's last whole
-        block begin the next one (in the padded layout a window ends with a document)."""
+        block begin the next one (in the padded layout a window ends with a document). The
+        starts the index lacks of `known` (None: none) are added to it as they are read."""
         encode, reader = Encoder(self.settings), self.source.reader(first.source)
         carry = np.frombuffer(base64.b64decode(first.carry), self.settings.dtype)
         ids, sizes, w, before = carry, list(first.sizes), first.window, first.blocks
-        known = set(self.index.starts()) if self.index and record else set()
         for texts in _chunks(reader):
             flat, lengths = encode(texts)
             ids, sizes = np.concatenate([ids, flat]), sizes + lengths
@@ -164,7 +169,7 @@ class StreamedBlocks(Stream):
                 blocks = self._packed(ids, sizes)
                 used = len(ids) if self.kind is Layout.padded else len(blocks) * self.block_size
                 ids, sizes = _tail(ids, sizes, used)
-                if self.index and record and w + 1 not in known:
+                if known is not None and w + 1 not in known:
                     data = base64.b64encode(ids.tobytes()).decode()
                     self.index.add(
                         WindowStart(w + 1, before + len(blocks), reader.position(), data, sizes)

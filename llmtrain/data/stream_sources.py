@@ -23,7 +23,14 @@ from transformers import PreTrainedTokenizerBase
 
 from llmtrain.config import DataConfig, ModelConfig, Source, TokenizerConfig
 from llmtrain.data import corpus, sources
-from llmtrain.data.prepare import Input, Settings, documents, is_held_out, sample, sample_key
+from llmtrain.data.prepare import (
+    Input,
+    Settings,
+    held_out_documents,
+    is_held_out,
+    sample,
+    sample_key,
+)
 from llmtrain.data.records import read_documents
 from llmtrain.errors import ConfigError, DataError
 
@@ -76,8 +83,7 @@ class FileStream:
         return iter(self.reader())
 
     def validation(self) -> Iterator[str]:
-        for item in self.items:
-            yield from documents(item, self.reading, "validation")
+        return held_out_documents(self.items, self.reading)
 
     def sample(self, budget: int) -> list[str]:
         return sample(self.items, self.reading, budget)
